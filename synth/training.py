@@ -1,0 +1,151 @@
+"""Train and evaluate the reference classifier.
+
+`train_classifier` is deliberately small and explicit: it is what the benchmark harness,
+the label-preservation checks and the scorers' "judge" models use. Online augmentation
+(a fresh variation of a real image at every draw) plugs in through `augment`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from synth.data.imageset import ImageSet
+from synth.errors import ConfigError
+from synth.models import SmallCNN
+from synth.seeding import rng_for
+
+Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W, C) -> float32 (N, C, H, W) in [0, 1]."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 600
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 5e-4
+    width: int = 32
+    hidden: int = 128
+    dropout: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.steps <= 0 or self.batch_size <= 0 or self.lr <= 0:
+            raise ConfigError(f"trainer steps, batch_size and lr must be > 0, got {self}")
+
+
+def make_model(data: ImageSet, cfg: TrainConfig, seed: int) -> SmallCNN:
+    torch.manual_seed(seed)  # scoped by the caller's fork_rng in train_classifier
+    h, w, c = data.image_shape
+    return SmallCNN(c, data.n_classes, (h, w), width=cfg.width, hidden=cfg.hidden, dropout=cfg.dropout)
+
+
+def _index_stream(n: int, rng: np.random.Generator) -> Iterator[int]:
+    """Endless indices into n items: shuffled epochs without replacement."""
+    while True:
+        yield from rng.permutation(n).tolist()
+
+
+def real_batches(
+    data: ImageSet,
+    batch_size: int,
+    rng: np.random.Generator,
+    augment: Augment | None = None,
+    synthetic: ImageSet | None = None,
+    synthetic_share: float = 0.0,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless batches of real images (augmented on the fly if `augment`), plus an exact
+    `round(batch_size * synthetic_share)` synthetic images per batch when `synthetic` is given.
+
+    Synthetic images are used as they are (they are already variations); online
+    augmentation applies to the real images only.
+    """
+    if not 0.0 <= synthetic_share < 1.0:
+        raise ConfigError(f"synthetic_share must be in [0, 1), got {synthetic_share}")
+    n_syn = round(batch_size * synthetic_share) if synthetic is not None and len(synthetic) else 0
+    n_real = batch_size - n_syn
+    real_idx = _index_stream(len(data), rng)
+    syn_idx = _index_stream(len(synthetic), rng) if n_syn else None
+    while True:
+        idx = np.fromiter((next(real_idx) for _ in range(n_real)), dtype=np.int64, count=n_real)
+        images, labels = data.images[idx], data.labels[idx]
+        if augment is not None:
+            images = np.stack([augment(img, rng) for img in images])
+        if syn_idx is not None:
+            sidx = np.fromiter((next(syn_idx) for _ in range(n_syn)), dtype=np.int64, count=n_syn)
+            images = np.concatenate([images, synthetic.images[sidx]])
+            labels = np.concatenate([labels, synthetic.labels[sidx]])
+        yield to_tensor(images), torch.from_numpy(labels)
+
+
+def fit(
+    model: nn.Module,
+    batches: Iterator[tuple[torch.Tensor, ...]],
+    cfg: TrainConfig,
+) -> nn.Module:
+    """Run `cfg.steps` AdamW steps with cosine decay over `batches` (x, y[, weight])."""
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps)
+    model.train()
+    for _ in range(cfg.steps):
+        batch = next(batches)
+        x, y = batch[0], batch[1]
+        loss = F.cross_entropy(model(x), y, reduction="none")
+        if len(batch) > 2:
+            loss = loss * batch[2]
+        opt.zero_grad(set_to_none=True)
+        loss.mean().backward()
+        opt.step()
+        sched.step()
+    model.eval()
+    return model
+
+
+def train_classifier(
+    data: ImageSet,
+    cfg: TrainConfig | None = None,
+    *,
+    seed: int = 0,
+    augment: Augment | None = None,
+    synthetic: ImageSet | None = None,
+    synthetic_share: float = 0.0,
+    model: nn.Module | None = None,
+) -> nn.Module:
+    """Train a classifier on labelled real images (plus synthetic ones); deterministic per seed.
+
+    Args:
+        augment: online augmentation of real images (a fresh variation at every draw).
+        synthetic: synthetic images to mix in; `synthetic_share` of every batch comes from them.
+        model: start from this model (e.g. a self-supervised encoder) instead of a fresh SmallCNN.
+    """
+    cfg = cfg or TrainConfig()
+    if len(data) == 0:
+        raise ConfigError("cannot train a classifier on zero images")
+    with torch.random.fork_rng(devices=[]):
+        model = model if model is not None else make_model(data, cfg, seed)
+        torch.manual_seed(seed)
+        batch_size = cfg.batch_size if synthetic is not None else min(cfg.batch_size, len(data))
+        batches = real_batches(data, batch_size, rng_for(seed, 11), augment, synthetic, synthetic_share)
+        return fit(model, batches, cfg)
+
+
+@torch.no_grad()
+def predict_proba(model: nn.Module, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """Class probabilities (N, K) for uint8 (N, H, W, C) images."""
+    model.eval()
+    out = [F.softmax(model(to_tensor(images[i : i + batch_size])), dim=1) for i in range(0, len(images), batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+
+
+def accuracy(model: nn.Module, data: ImageSet) -> float:
+    """Top-1 accuracy on a labelled set."""
+    return float((predict_proba(model, data.images).argmax(1) == data.labels).mean())
