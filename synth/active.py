@@ -1,0 +1,214 @@
+"""Active learning: choose which unlabelled images to label next, and a simulated-oracle loop.
+
+Why: with a fixed labelling budget, labelling the images the current model is unsure
+about (uncertainty) or that cover unexplored regions of feature space (diversity) beats
+labelling at random (calibration on digits: margin sampling 1.75x at n=5, 2.3x at n=10).
+
+Honesty guarantees, enforced here rather than trusted to callers:
+  * the pool given to `select` / `active_learning` must have its labels hidden (-1);
+    labels enter only through the `oracle`, for exactly the ids selected;
+  * an image whose id is already labelled is never selected (the pool may overlap the
+    labelled set, e.g. `Splits.pool`);
+  * the test set is never an argument;
+  * the result is a pure function of (model, pool, labelled, k, strategy, seed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from synth.data.imageset import ImageSet
+from synth.errors import ConfigError, DataError
+from synth.seeding import rng_for
+from synth.training import predict_proba, to_tensor
+
+STRATEGIES = ("random", "entropy", "margin", "kcenter", "margin_kcenter")
+_SELECT_STREAM = 41
+_LOOP_STREAM = 42
+
+TrainFn = Callable[[ImageSet, int], nn.Module]
+
+
+class Oracle(Protocol):
+    def __call__(self, ids: np.ndarray) -> np.ndarray:
+        """Return the true labels (int64) of the images with these ids."""
+
+
+class SimulatedOracle:
+    """Reveals labels from a labelled copy of the pool kept aside (benchmarks only).
+
+    Records every queried id, so a benchmark can prove how many labels an arm consumed.
+    """
+
+    def __init__(self, truth: ImageSet) -> None:
+        if (truth.labels < 0).any():
+            raise DataError("the oracle's truth set must be fully labelled")
+        self._labels = dict(zip(truth.ids.tolist(), truth.labels.tolist(), strict=True))
+        self.queried: list[str] = []
+
+    def __call__(self, ids: np.ndarray) -> np.ndarray:
+        missing = [i for i in ids.tolist() if i not in self._labels]
+        if missing:
+            raise DataError(f"oracle has no label for ids {missing[:5]}")
+        self.queried += ids.tolist()
+        return np.array([self._labels[i] for i in ids.tolist()], dtype=np.int64)
+
+
+# ------------------------------------------------------------------------ scores
+def entropy_scores(proba: np.ndarray) -> np.ndarray:
+    """Predictive entropy: higher = more uncertain."""
+    return -(proba * np.log(np.clip(proba, 1e-12, 1.0))).sum(1)
+
+
+def margin_scores(proba: np.ndarray) -> np.ndarray:
+    """Negative gap between the top two class probabilities: higher = more uncertain."""
+    top2 = np.sort(proba, axis=1)[:, -2:]
+    return -(top2[:, 1] - top2[:, 0])
+
+
+@torch.no_grad()
+def model_features(model: nn.Module, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """Penultimate features of a SmallCNN-like model (`.features(x)`), float32 (N, D)."""
+    if not hasattr(model, "features"):
+        raise ConfigError("k-center selection needs a model with a .features(x) method (e.g. SmallCNN)")
+    model.eval()
+    out = [model.features(to_tensor(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+
+
+def _top_k(scores: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of the k highest scores; ties broken by a seeded random order."""
+    tiebreak = rng.permutation(len(scores))
+    return np.lexsort((tiebreak, -scores))[:k]
+
+
+def k_center_greedy(
+    candidates: np.ndarray, centres: np.ndarray, k: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Core-set selection (Sener & Savarese 2018): repeatedly take the candidate farthest
+    from every centre so far (labelled images + picks). Returns indices into `candidates`."""
+    cand = torch.from_numpy(np.ascontiguousarray(candidates, dtype=np.float32))
+    ref = torch.from_numpy(np.ascontiguousarray(centres, dtype=np.float32))
+    # No labelled images yet: every distance is inf and the seeded order picks the first.
+    dist = torch.full((len(cand),), float("inf"))
+    for i in range(0, len(ref), 2048):
+        dist = torch.minimum(dist, torch.cdist(cand, ref[i : i + 2048]).min(1).values)
+    picks: list[int] = []
+    order = torch.from_numpy(rng.permutation(len(cand)))  # seeded tie-break among equal distances
+    for _ in range(k):
+        i = int(order[torch.argmax(dist[order])])
+        picks.append(i)
+        dist = torch.minimum(dist, torch.cdist(cand, cand[i : i + 1])[:, 0])
+        dist[i] = -1.0
+    return np.array(picks, dtype=np.int64)
+
+
+# ------------------------------------------------------------------------ selection
+def select(
+    model: nn.Module | None,
+    pool: ImageSet,
+    labelled: ImageSet,
+    k: int,
+    strategy: str = "margin",
+    seed: int = 0,
+    *,
+    shortlist_factor: int = 5,
+) -> np.ndarray:
+    """Choose k pool images to label next; returns indices into `pool`, in pick order.
+
+    Args:
+        model: the current classifier (unused by "random"); uncertainty strategies use its
+            probabilities, k-center its `.features()`.
+        pool: unlabelled candidates (labels must be -1); ids also in `labelled` are skipped.
+        labelled: images already labelled (k-center measures distance from them).
+        strategy: "random" | "entropy" | "margin" | "kcenter" | "margin_kcenter"
+            (hybrid: the `shortlist_factor * k` most margin-uncertain, then k-center among them).
+        seed: fixes tie-breaks and random choices.
+    """
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"active.strategy={strategy!r} is unknown; choose one of {', '.join(STRATEGIES)}")
+    if (pool.labels >= 0).any():
+        raise DataError("the selection pool must have labels hidden; pass pool.without_labels()")
+    candidates = np.flatnonzero(~np.isin(pool.ids, labelled.ids))
+    if not 0 < k <= len(candidates):
+        raise ConfigError(f"active.batch_size={k} must be in [1, {len(candidates)}] (unlabelled candidates left)")
+    if strategy != "random" and model is None:
+        raise ConfigError(f"strategy {strategy!r} needs a model")
+    rng = rng_for(seed, _SELECT_STREAM)
+    if strategy == "random":
+        return candidates[rng.permutation(len(candidates))[:k]]
+    images = pool.images[candidates]
+    if strategy in ("entropy", "margin", "margin_kcenter"):
+        proba = predict_proba(model, images)
+        scores = entropy_scores(proba) if strategy == "entropy" else margin_scores(proba)
+        if strategy != "margin_kcenter":
+            return candidates[_top_k(scores, k, rng)]
+        short = _top_k(scores, min(len(candidates), shortlist_factor * k), rng)
+        candidates, images = candidates[short], images[short]
+    feats = model_features(model, images)
+    centres = model_features(model, labelled.images) if len(labelled) else np.zeros((0, feats.shape[1]))
+    return candidates[k_center_greedy(feats, centres, k, rng)]
+
+
+# ------------------------------------------------------------------------ loop
+@dataclass
+class ALResult:
+    """Final model, the labelled set it was trained on, and what each round did."""
+
+    model: nn.Module
+    labelled: ImageSet
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def active_learning(
+    initial_labelled: ImageSet,
+    pool: ImageSet,
+    oracle: Oracle,
+    *,
+    rounds: int,
+    batch_size: int,
+    train_fn: TrainFn,
+    strategy: str = "margin",
+    seed: int = 0,
+    on_round: Callable[[int, nn.Module, ImageSet], None] | None = None,
+) -> ALResult:
+    """Train, select `batch_size` images, ask the oracle, add them, retrain; `rounds` times.
+
+    Labels used in the end: len(initial_labelled) + rounds * batch_size.
+
+    Args:
+        pool: unlabelled images (labels -1); may include the initial labelled ids (skipped).
+        oracle: ids -> true labels (`SimulatedOracle` in benchmarks, a person in real use).
+        train_fn: (labelled ImageSet, seed) -> model. May close over synthetic data, e.g.
+            `lambda d, s: train_classifier(d, cfg, seed=s, synthetic=syn, synthetic_share=.5)`,
+            or over an SSL encoder (`synth.ssl.fine_tune` / `linear_probe`).
+        on_round: called as (round, model, labelled) after every training, for learning
+            curves (a benchmark may evaluate on its test set there: reporting only).
+    """
+    if rounds < 0:
+        raise ConfigError(f"active.rounds must be >= 0, got {rounds}")
+    if (initial_labelled.labels < 0).any():
+        raise DataError("initial_labelled contains unlabelled images (label -1)")
+    labelled, history = initial_labelled, []
+    model = train_fn(labelled, seed)
+    if on_round:
+        on_round(0, model, labelled)
+    for r in range(1, rounds + 1):
+        idx = select(model, pool, labelled, batch_size, strategy, seed=int(rng_for(seed, _LOOP_STREAM, r).integers(2**31)))
+        picked = pool.subset(idx)
+        labels = np.asarray(oracle(picked.ids), dtype=np.int64)
+        if labels.shape != (len(idx),) or (labels < 0).any() or (labels >= pool.n_classes).any():
+            raise DataError(f"oracle returned invalid labels {labels[:10]} for {len(idx)} ids")
+        labelled = labelled.concat(ImageSet(picked.images, labels, picked.ids, pool.class_names))
+        history.append({"round": r, "n_labelled": len(labelled), "selected": picked.ids.tolist(),
+                        "selected_counts": np.bincount(labels, minlength=pool.n_classes).tolist()})
+        model = train_fn(labelled, seed)
+        if on_round:
+            on_round(r, model, labelled)
+    return ALResult(model=model, labelled=labelled, history=history)

@@ -1,0 +1,131 @@
+"""Active learning: determinism, never re-selecting labelled (or test) ids, strategy behaviour."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from synth.active import STRATEGIES, SimulatedOracle, active_learning, select
+from synth.data import ImageSet, Splits
+from synth.errors import ConfigError, DataError
+from synth.training import TrainConfig, train_classifier
+
+TINY = TrainConfig(steps=15, batch_size=32, width=4, hidden=16)
+
+
+class FixedModel(nn.Module):
+    """A hand-built 'classifier' whose uncertainty and features are known per image.
+
+    Each 1x2 image stores (p, f) in its two pixels: p/255 is the probability of class 0
+    (the rest on class 1), f is a 1-d feature. Lets a test know exactly which images are
+    the uncertain ones and which are far from the labelled set.
+    """
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, 0, 0, 1:2] * 255.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = x[:, 0, 0, 0].clamp(1e-4, 1 - 1e-4)
+        return torch.stack([p.log(), (1 - p).log()], dim=1)
+
+
+def _constructed(p_values, f_values, prefix="u", labels=None) -> ImageSet:
+    images = np.zeros((len(p_values), 1, 2, 1), np.uint8)
+    images[:, 0, 0, 0], images[:, 0, 1, 0] = p_values, f_values
+    labels = np.full(len(p_values), -1) if labels is None else labels
+    return ImageSet.build(images, labels, [f"{prefix}{i}" for i in range(len(p_values))], ["a", "b"])
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tiny_labelled: ImageSet) -> nn.Module:
+    return train_classifier(tiny_labelled, TINY, seed=0)
+
+
+@pytest.fixture(scope="module")
+def al_pool(digits_splits: Splits) -> ImageSet:
+    """Labelled + unlabelled images with all labels hidden: overlaps the labelled ids on purpose."""
+    return digits_splits.pool.without_labels().subset(np.arange(300))
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_select_deterministic_k_respected_and_never_labelled(strategy, tiny_model, al_pool, digits_splits):
+    labelled = digits_splits.labelled
+    a = select(tiny_model, al_pool, labelled, 12, strategy, seed=3)
+    b = select(tiny_model, al_pool, labelled, 12, strategy, seed=3)
+    np.testing.assert_array_equal(a, b)
+    assert len(a) == 12 and len(np.unique(a)) == 12
+    chosen = al_pool.ids[a]
+    assert not np.isin(chosen, labelled.ids).any()
+    assert not np.isin(chosen, digits_splits.test.ids).any()
+
+
+def test_random_depends_on_seed(al_pool, digits_splits):
+    a = select(None, al_pool, digits_splits.labelled, 10, "random", seed=0)
+    b = select(None, al_pool, digits_splits.labelled, 10, "random", seed=1)
+    assert set(a) != set(b)
+
+
+def test_uncertainty_strategies_prefer_uncertain_items():
+    # items 3 and 7 sit at p = 0.5 (maximally uncertain); the rest are confident.
+    p = np.array([250, 5, 240, 128, 10, 245, 3, 127, 252, 8])
+    pool = _constructed(p, np.zeros(10))
+    labelled = _constructed([255], [0], prefix="l", labels=[0])
+    for strategy in ("entropy", "margin"):
+        assert set(select(FixedModel(), pool, labelled, 2, strategy, seed=0)) == {3, 7}
+
+
+def test_kcenter_prefers_items_far_from_labelled():
+    # labelled features at 0 and 10; pool features cluster there except items 4 (200) and 8 (120).
+    f = np.array([1, 2, 9, 11, 200, 0, 10, 3, 120, 12])
+    pool = _constructed(np.full(10, 128), f)
+    labelled = _constructed([255, 255], [0, 10], prefix="l", labels=[0, 1])
+    picks = select(FixedModel(), pool, labelled, 2, "kcenter", seed=0)
+    assert list(picks) == [4, 8]  # farthest first, then the next farthest from {0, 10, 200}
+
+
+def test_hybrid_takes_diverse_items_among_the_uncertain():
+    # uncertain: items 0-3 (p~0.5); among them 0 and 1 are near the labelled feature 0, 2 and 3 far.
+    # item 9 is far but confident: the margin shortlist (2 * k = 4) must exclude it.
+    p = np.array([128, 127, 126, 129, 250, 250, 250, 250, 250, 255])
+    f = np.array([1, 2, 100, 180, 0, 0, 0, 0, 0, 250])
+    pool = _constructed(p, f)
+    labelled = _constructed([255], [0], prefix="l", labels=[0])
+    picks = select(FixedModel(), pool, labelled, 2, "margin_kcenter", seed=0, shortlist_factor=2)
+    assert set(picks) == {2, 3}
+
+
+def test_select_rejects_bad_input(tiny_model, al_pool, digits_splits):
+    with pytest.raises(DataError, match="labels hidden"):
+        select(tiny_model, digits_splits.labelled, digits_splits.labelled.subset([0]), 2, "margin")
+    with pytest.raises(ConfigError, match="unknown"):
+        select(tiny_model, al_pool, digits_splits.labelled, 2, "bald")
+    with pytest.raises(ConfigError, match="batch_size"):
+        select(tiny_model, al_pool, digits_splits.labelled, 10_000, "margin")
+
+
+def test_loop_labels_only_selected_ids_and_is_deterministic(digits_source, digits_splits):
+    pool_truth = digits_source.pool.subset(np.arange(400))
+    initial = digits_splits.labelled.subset(np.arange(0, 100, 10))  # 1 per class
+    synthetic = initial  # stands in for synthetic images mixed into every batch
+
+    def train_fn(data: ImageSet, seed: int) -> nn.Module:
+        return train_classifier(data, TINY, seed=seed, synthetic=synthetic, synthetic_share=0.25)
+
+    runs = []
+    for _ in range(2):
+        oracle = SimulatedOracle(pool_truth)
+        res = active_learning(initial, pool_truth.without_labels(), oracle, rounds=2, batch_size=5,
+                              train_fn=train_fn, strategy="margin_kcenter", seed=7)
+        runs.append((res, oracle))
+    (res, oracle), (res2, _) = runs
+    assert len(res.labelled) == len(initial) + 10
+    np.testing.assert_array_equal(res.labelled.ids, res2.labelled.ids)
+    new_ids = res.labelled.ids[len(initial):]
+    assert list(new_ids) == oracle.queried and len(set(new_ids)) == 10
+    assert not np.isin(new_ids, initial.ids).any()
+    assert not np.isin(new_ids, digits_splits.test.ids).any()
+    truth = dict(zip(pool_truth.ids, pool_truth.labels, strict=True))
+    assert all(truth[i] == lab for i, lab in zip(new_ids, res.labelled.labels[len(initial):], strict=True))
+    assert [h["n_labelled"] for h in res.history] == [15, 20]
