@@ -8,6 +8,8 @@ from synth.errors import ConfigError
 
 _REGISTRY: dict[str, str] = {
     "procedural": "generators.procedural:ProceduralGenerator",
+    "diffusion": "generators.diffusion:DiffusionGenerator",
+    "img2img": "generators.diffusion:Img2ImgGenerator",
 }
 
 

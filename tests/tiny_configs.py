@@ -20,6 +20,14 @@ def _from_conf(name: str, **overrides) -> dict:
     return cfg
 
 
+# 8 px digits, a 2-level 8/16-channel UNet, 3 training steps, 2 DDIM steps.
+_TINY_DIFFUSION = dict(
+    block_out_channels=[8, 16], norm_num_groups=4, train_steps=3, batch_size=8, sample_steps=2,
+    eval_every=2, eval_per_class=1, eval_sample_steps=2, checkpoint_every=2, sample_batch_size=8, progress=False,
+)
+
 TINY: dict[str, dict] = {
     "procedural": _from_conf("light", working_size=16),
+    "diffusion": _from_conf("diffusion", **_TINY_DIFFUSION),
+    "img2img": _from_conf("img2img", **_TINY_DIFFUSION, strength=0.5),
 }
