@@ -10,6 +10,7 @@ _REGISTRY: dict[str, str] = {
     "procedural": "generators.procedural:ProceduralGenerator",
     "diffusion": "generators.diffusion:DiffusionGenerator",
     "img2img": "generators.diffusion:Img2ImgGenerator",
+    "pseudo_label": "generators.pseudo_label:PseudoLabelGenerator",
 }
 
 

@@ -30,4 +30,5 @@ TINY: dict[str, dict] = {
     "procedural": _from_conf("light", working_size=16),
     "diffusion": _from_conf("diffusion", **_TINY_DIFFUSION),
     "img2img": _from_conf("img2img", **_TINY_DIFFUSION, strength=0.5),
+    "pseudo_label": dict(threshold=0.0, min_precision=0.0, k_folds=2, steps=80, batch_size=32, width=8, hidden=32),
 }

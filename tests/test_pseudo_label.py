@@ -1,0 +1,87 @@
+"""Pseudo-label source: only pool ids come out, and it switches itself off when labels are unreliable."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from generators import Generator
+from generators.pseudo_label import PseudoLabelGenerator, PseudoLabelsDisabled
+from synth.data import ImageSet
+from synth.errors import ConfigError, DataError
+
+FAST = dict(k_folds=2, steps=120, batch_size=32, width=8, hidden=32)
+
+
+@pytest.fixture(scope="module")
+def pool(digits_splits) -> ImageSet:
+    return digits_splits.unlabelled.subset(np.arange(300))
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny_labelled, pool) -> PseudoLabelGenerator:
+    return PseudoLabelGenerator(threshold=0.6, min_precision=0.5, **FAST).fit(tiny_labelled, pool)
+
+
+def test_samples_come_only_from_the_pool(fitted, tiny_labelled, pool, digits_splits):
+    assert fitted.active, fitted.fit_info
+    classes = np.flatnonzero(fitted.kept_counts > 0)
+    assert len(classes) >= 8, fitted.fit_info
+    out = fitted.sample(labels=np.repeat(classes, 20), seed=1)
+    ids = set(out.parent_ids)
+    assert ids <= set(pool.ids)
+    assert not ids & set(tiny_labelled.ids)
+    assert not ids & set(digits_splits.test.ids)
+    # every sample is its parent pool image, unchanged, with the predicted label
+    by_id = {i: k for k, i in enumerate(pool.ids)}
+    for img, pid in zip(out.images, out.parent_ids, strict=True):
+        assert np.array_equal(img, pool.images[by_id[pid]])
+
+
+def test_precision_is_estimated_and_confident_labels_are_mostly_right(fitted, digits_source, pool):
+    info = fitted.fit_info
+    assert 0.5 <= info["cv_precision"] <= 1.0 and 0 < info["cv_coverage"] <= 1.0
+    kept = fitted.pseudo_labelled()
+    # true labels of the kept pool images, looked up in the full source (never used by the generator)
+    full = digits_source.pool
+    truth = dict(zip(full.ids, full.labels, strict=True))
+    acc = np.mean([truth[i] == lab for i, lab in zip(kept.ids, kept.labels, strict=True)])
+    assert acc > 0.6
+
+
+def test_switches_off_when_labels_are_shuffled(tiny_labelled, pool, tmp_path):
+    rng = np.random.default_rng(0)
+    shuffled = ImageSet(tiny_labelled.images, rng.permutation(tiny_labelled.labels), tiny_labelled.ids,
+                        tiny_labelled.class_names)
+    gen = PseudoLabelGenerator(threshold=0.0, min_precision=0.6, **FAST).fit(shuffled, pool)
+    assert not gen.active
+    assert gen.fit_info["cv_precision"] < 0.6
+    assert "min_precision" in gen.fit_info["reason"]
+    assert gen.kept_counts.sum() == 0
+    with pytest.raises(PseudoLabelsDisabled, match="switched off"):
+        gen.sample(1, seed=0)
+    with pytest.raises(DataError):  # catchable as an ordinary data error
+        gen.pseudo_labelled()
+    loaded = Generator.load(gen.save(tmp_path / "off"))
+    assert not loaded.active and loaded.fit_info["reason"] == gen.fit_info["reason"]
+
+
+def test_without_pool_it_is_off_with_a_reason(tiny_labelled):
+    gen = PseudoLabelGenerator(**FAST).fit(tiny_labelled, None)
+    assert not gen.active and "no unlabelled pool" in gen.fit_info["reason"]
+
+
+def test_missing_class_is_a_clear_error(tiny_labelled, pool):
+    gen = PseudoLabelGenerator(threshold=0.999999, min_precision=0.0, **FAST).fit(tiny_labelled, pool)
+    empty = np.flatnonzero(gen.kept_counts == 0)
+    if gen.active and len(empty):
+        with pytest.raises(PseudoLabelsDisabled, match="no confident pseudo-labels"):
+            gen.sample(labels=[int(empty[0])])
+    assert gen.kept_counts.sum() < 300
+
+
+def test_bad_config():
+    with pytest.raises(ConfigError, match="threshold"):
+        PseudoLabelGenerator(threshold=1.5)
+    with pytest.raises(ConfigError, match="k_folds"):
+        PseudoLabelGenerator(k_folds=1)
