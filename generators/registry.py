@@ -11,6 +11,7 @@ _REGISTRY: dict[str, str] = {
     "diffusion": "generators.diffusion:DiffusionGenerator",
     "img2img": "generators.diffusion:Img2ImgGenerator",
     "pseudo_label": "generators.pseudo_label:PseudoLabelGenerator",
+    "gan": "generators.gan:GANGenerator",
 }
 
 
