@@ -7,8 +7,9 @@ the label-preservation checks and the scorers' "judge" models use. Online augmen
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,12 +50,6 @@ def make_model(data: ImageSet, cfg: TrainConfig, seed: int) -> SmallCNN:
     return SmallCNN(c, data.n_classes, (h, w), width=cfg.width, hidden=cfg.hidden, dropout=cfg.dropout)
 
 
-def _index_stream(n: int, rng: np.random.Generator) -> Iterator[int]:
-    """Endless indices into n items: shuffled epochs without replacement."""
-    while True:
-        yield from rng.permutation(n).tolist()
-
-
 def real_batches(
     data: ImageSet,
     batch_size: int,
@@ -62,29 +57,35 @@ def real_batches(
     augment: Augment | None = None,
     synthetic: ImageSet | None = None,
     synthetic_share: float = 0.0,
+    *,
+    mix: Mapping[str, Any] | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Endless batches of real images (augmented on the fly if `augment`), plus an exact
     `round(batch_size * synthetic_share)` synthetic images per batch when `synthetic` is given.
 
     Synthetic images are used as they are (they are already variations); online
-    augmentation applies to the real images only.
+    augmentation applies to the real images only. Built on synth.mixing's sampler and
+    dataset; `mix` passes further `MixedBatchSampler` options (ratio or probability instead
+    of `synthetic_share`, balance_classes, schedule, synthetic_weights, batches_per_epoch).
     """
-    if not 0.0 <= synthetic_share < 1.0:
-        raise ConfigError(f"synthetic_share must be in [0, 1), got {synthetic_share}")
-    n_syn = round(batch_size * synthetic_share) if synthetic is not None and len(synthetic) else 0
-    n_real = batch_size - n_syn
-    real_idx = _index_stream(len(data), rng)
-    syn_idx = _index_stream(len(synthetic), rng) if n_syn else None
+    from synth.mixing import MixedBatchSampler, MixedDataset
+
+    options = dict(mix or {})
+    if "ratio" not in options and "probability" not in options:
+        if not 0.0 <= synthetic_share < 1.0:
+            raise ConfigError(f"synthetic_share must be in [0, 1), got {synthetic_share}")
+        options["probability"] = synthetic_share if synthetic is not None and len(synthetic) else 0.0
+    elif synthetic_share:
+        raise ConfigError("give the synthetic share either as synthetic_share or inside mix, not both")
+    seed = int(rng.integers(2**62))
+    dataset = MixedDataset(data, synthetic, augment, seed=seed)
+    sampler = MixedBatchSampler(
+        data.labels, None if synthetic is None else synthetic.labels, batch_size, seed=seed, **options
+    )
     while True:
-        idx = np.fromiter((next(real_idx) for _ in range(n_real)), dtype=np.int64, count=n_real)
-        images, labels = data.images[idx], data.labels[idx]
-        if augment is not None:
-            images = np.stack([augment(img, rng) for img in images])
-        if syn_idx is not None:
-            sidx = np.fromiter((next(syn_idx) for _ in range(n_syn)), dtype=np.int64, count=n_syn)
-            images = np.concatenate([images, synthetic.images[sidx]])
-            labels = np.concatenate([labels, synthetic.labels[sidx]])
-        yield to_tensor(images), torch.from_numpy(labels)
+        for keys in sampler:
+            x, y, _ = dataset.batch(keys)
+            yield x, y
 
 
 def fit(
@@ -119,6 +120,7 @@ def train_classifier(
     synthetic: ImageSet | None = None,
     synthetic_share: float = 0.0,
     model: nn.Module | None = None,
+    mix: Mapping[str, Any] | None = None,
 ) -> nn.Module:
     """Train a classifier on labelled real images (plus synthetic ones); deterministic per seed.
 
@@ -126,6 +128,8 @@ def train_classifier(
         augment: online augmentation of real images (a fresh variation at every draw).
         synthetic: synthetic images to mix in; `synthetic_share` of every batch comes from them.
         model: start from this model (e.g. a self-supervised encoder) instead of a fresh SmallCNN.
+        mix: `MixedBatchSampler` options (ratio/probability, balance_classes, schedule,
+            synthetic_weights, batches_per_epoch) instead of `synthetic_share`.
     """
     cfg = cfg or TrainConfig()
     if len(data) == 0:
@@ -134,7 +138,7 @@ def train_classifier(
         model = model if model is not None else make_model(data, cfg, seed)
         torch.manual_seed(seed)
         batch_size = cfg.batch_size if synthetic is not None else min(cfg.batch_size, len(data))
-        batches = real_batches(data, batch_size, rng_for(seed, 11), augment, synthetic, synthetic_share)
+        batches = real_batches(data, batch_size, rng_for(seed, 11), augment, synthetic, synthetic_share, mix=mix)
         return fit(model, batches, cfg)
 
 
