@@ -1,0 +1,246 @@
+"""Learning curves -> data-to-target numbers with honest uncertainty.
+
+An arm's curve is a (seeds x budgets) matrix of test accuracies; the x axis is labelled
+images per class. The labelled images an arm needs for a target accuracy come from linear
+interpolation on log n between the measured budgets (the first budget where the mean curve
+crosses the target). Uncertainty comes from a paired bootstrap over seeds: each seed is a
+different labelled subset and model init, and every arm is resampled with the same seeds so
+that subset luck cancels in the ratio. Needs outside the measured range are censored, never
+extrapolated: "<= smallest budget" or "> largest budget".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from synth.seeding import rng_for
+
+BELOW = "<="  # target reached already at the smallest budget: the need is at most that
+ABOVE = ">"  # target never reached: the need is beyond the largest budget
+
+
+@dataclass(frozen=True)
+class Need:
+    n: float  # labelled images per class (inf when not reached)
+    censor: str  # "", BELOW or ABOVE
+
+
+def need_for_target(ns: Sequence[float], accs: Sequence[float], target: float) -> Need:
+    """Labelled images per class at which the curve first reaches `target` (log-n interpolation)."""
+    ns_a, acc = _valid(ns, accs)
+    if len(ns_a) == 0:
+        return Need(float("inf"), ABOVE)
+    if acc[0] >= target:
+        return Need(float(ns_a[0]), BELOW)
+    for i in range(len(ns_a) - 1):
+        lo, hi = acc[i], acc[i + 1]
+        if lo < target <= hi:
+            t = (target - lo) / (hi - lo)
+            logn = np.log(ns_a[i]) + t * (np.log(ns_a[i + 1]) - np.log(ns_a[i]))
+            return Need(float(np.exp(logn)), "")
+    return Need(float("inf"), ABOVE)
+
+
+def interp_log(ns: Sequence[float], accs: Sequence[float], x: float) -> float:
+    """Accuracy at x labelled images per class, interpolated on log n; nan outside the measured range."""
+    ns_a, acc = _valid(ns, accs)
+    if len(ns_a) == 0 or x < ns_a[0] - 1e-9 or x > ns_a[-1] + 1e-9:
+        return float("nan")
+    return float(np.interp(np.log(x), np.log(ns_a), acc))
+
+
+def _valid(ns: Sequence[float], accs: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    ns_a, acc = np.asarray(ns, float), np.asarray(accs, float)
+    keep = np.isfinite(acc)
+    order = np.argsort(ns_a[keep])
+    return ns_a[keep][order], acc[keep][order]
+
+
+def _mean_curve(matrix: np.ndarray) -> np.ndarray:
+    with np.errstate(all="ignore"), _quiet():
+        return np.nanmean(matrix, axis=0)
+
+
+class _quiet:
+    """Silence numpy's 'mean of empty slice' warning: an all-nan column is a missing budget."""
+
+    def __enter__(self):
+        import warnings
+
+        self._cm = warnings.catch_warnings()
+        self._cm.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc):
+        return self._cm.__exit__(*exc)
+
+
+def resamples(n_seeds: int, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, n_seeds) seed indices drawn with replacement; row 0 is the identity (the point estimate)."""
+    rng = rng_for(seed, 17)
+    idx = rng.integers(0, n_seeds, size=(n_boot, n_seeds))
+    idx[0] = np.arange(n_seeds)
+    return idx
+
+
+def _ci(values: np.ndarray, level: float) -> tuple[float, float]:
+    """Percentile interval by order statistics (works with inf; nan dropped)."""
+    v = np.sort(values[~np.isnan(values)])
+    if len(v) == 0:
+        return float("nan"), float("nan")
+    a = (1 - level) / 2
+    lo = v[int(np.floor(a * (len(v) - 1)))]
+    hi = v[int(np.ceil((1 - a) * (len(v) - 1)))]
+    return float(lo), float(hi)
+
+
+@dataclass(frozen=True)
+class Multiplier:
+    """Baseline need / arm need, with a bootstrap CI and a plain-words verdict."""
+
+    arm_need: Need
+    base_need: Need
+    value: float
+    lo: float
+    hi: float
+    bound: str  # "", ">=" (lower bound), "<" (upper bound: the arm never reached the target) or "n/a"
+    verdict: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _ratio(base: float, arm: float, n_max: float) -> float:
+    """base/arm; an arm that never reaches the target counts as needing more than n_max (an upper bound)."""
+    if np.isinf(base) and np.isinf(arm):
+        return float("nan")
+    if np.isinf(arm):
+        return float(base / n_max)
+    return float(base / arm)
+
+
+def multiplier_at_target(
+    ns: Sequence[float], base: np.ndarray, arm: np.ndarray, target: float,
+    n_boot: int = 2000, level: float = 0.95, seed: int = 0,
+) -> Multiplier:
+    """How many times fewer labelled images the arm needs than the baseline to reach `target`."""
+    idx = resamples(base.shape[0], n_boot, seed)
+    n_max = float(np.nanmax(np.asarray(ns, float)))
+    ratios = np.empty(len(idx))
+    for b, rows in enumerate(idx):
+        nb = need_for_target(ns, _mean_curve(base[rows]), target).n
+        na = need_for_target(ns, _mean_curve(arm[rows]), target).n
+        ratios[b] = _ratio(nb, na, n_max)
+    base_need = need_for_target(ns, _mean_curve(base), target)
+    arm_need = need_for_target(ns, _mean_curve(arm), target)
+    value = _ratio(base_need.n, arm_need.n, n_max)
+    lo, hi = _ci(ratios, level) if base.shape[0] > 1 else (value, value)
+    if np.isnan(value):
+        bound = "n/a"
+    elif arm_need.censor == ABOVE:
+        bound = "<"
+    elif arm_need.censor == BELOW or base_need.censor == ABOVE:
+        bound = ">="
+    else:
+        bound = ""
+    return Multiplier(arm_need, base_need, value, lo, hi, bound, verdict(value, lo, hi, base.shape[0], bound))
+
+
+def verdict(value: float, lo: float, hi: float, n_seeds: int, bound: str = "") -> str:
+    """Say it plainly. A gain needs the whole CI above 1.0x."""
+    if bound == "n/a" or np.isnan(value):
+        return "undefined: neither reaches the target"
+    if bound == "<" and value <= 1.0:
+        return "worse: does not reach the target within the measured budgets"
+    if n_seeds < 2:
+        return f"{'gain' if value > 1 else 'no gain'}? single seed, no confidence interval"
+    if lo > 1.0:
+        return "gain"
+    if hi < 1.0:
+        return "worse"
+    return "no gain: CI includes 1.0x"
+
+
+def per_budget_multipliers(
+    ns: Sequence[float], base: np.ndarray, arm: np.ndarray, n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> list[dict]:
+    """At each budget n: labelled images the baseline needs to match the arm's accuracy at n, divided by n."""
+    idx = resamples(base.shape[0], n_boot, seed)
+    out = []
+    for k, n in enumerate(ns):
+        vals = np.empty(len(idx))
+        for b, rows in enumerate(idx):
+            a = _mean_curve(arm[rows])[k]
+            vals[b] = need_for_target(ns, _mean_curve(base[rows]), a).n / n if np.isfinite(a) else np.nan
+        acc = _mean_curve(arm)[k]
+        point = need_for_target(ns, _mean_curve(base), acc) if np.isfinite(acc) else Need(float("nan"), "")
+        value = point.n / n
+        lo, hi = _ci(vals, level) if base.shape[0] > 1 else (value, value)
+        # real-only reaching the arm's accuracy already at the smallest budget: at most this multiplier
+        bound = {BELOW: "<=", ABOVE: ">="}.get(point.censor, "")
+        out.append({"n": float(n), "value": value, "lo": lo, "hi": hi, "bound": bound,
+                    "verdict": verdict(value, lo, hi, base.shape[0]) if np.isfinite(value) else "beyond the measured range"})
+    return out
+
+
+def halved_comparison(
+    ns: Sequence[float], base: np.ndarray, arm: np.ndarray, n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> list[dict]:
+    """Accuracy of the arm with half the labelled images vs the baseline with all of them, per budget.
+
+    The arm's accuracy at n/2 is interpolated on log n when n/2 was not measured (flagged),
+    and skipped when n/2 lies below the smallest budget.
+    """
+    idx = resamples(base.shape[0], n_boot, seed)
+    measured = set(np.round(np.asarray(ns, float), 6))
+    out = []
+    for k, n in enumerate(ns):
+        half = n / 2
+        if half < min(ns) - 1e-9:
+            continue
+        diffs = np.array([
+            interp_log(ns, _mean_curve(arm[rows]), half) - _mean_curve(base[rows])[k] for rows in idx
+        ])
+        arm_half = interp_log(ns, _mean_curve(arm), half)
+        base_full = float(_mean_curve(base)[k])
+        diff = arm_half - base_full
+        lo, hi = _ci(diffs, level) if base.shape[0] > 1 else (diff, diff)
+        if base.shape[0] < 2:
+            word = "single seed, no confidence interval"
+        elif lo > 0:
+            word = "half + synthetic beats all real"
+        elif hi < 0:
+            word = "half + synthetic is worse than all real"
+        else:
+            word = "half + synthetic matches all real within noise"
+        out.append({"n": float(n), "half": half, "interpolated": round(half, 6) not in measured,
+                    "arm_half_acc": arm_half, "base_full_acc": base_full, "diff": diff, "lo": lo, "hi": hi,
+                    "verdict": word})
+    return out
+
+
+def default_target(ns: Sequence[float], base: np.ndarray, margin: float) -> float:
+    """Real-only mean accuracy at the largest measured budget minus `margin` (below the plateau)."""
+    curve = _mean_curve(base)
+    finite = np.flatnonzero(np.isfinite(curve))
+    if len(finite) == 0:
+        return float("nan")
+    return float(curve[finite[np.argmax(np.asarray(ns, float)[finite])]] - margin)
+
+
+def summarise(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation over seeds per budget (nan where nothing was measured)."""
+    with np.errstate(all="ignore"), _quiet():
+        return np.nanmean(matrix, axis=0), np.nanstd(matrix, axis=0)
+
+
+def band(matrix: np.ndarray, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap CI of the mean curve per budget (for the CI bands of the learning-curve plot)."""
+    idx = resamples(matrix.shape[0], n_boot, seed)
+    means = np.stack([_mean_curve(matrix[rows]) for rows in idx])
+    lo = np.array([_ci(means[:, k], level)[0] for k in range(matrix.shape[1])])
+    hi = np.array([_ci(means[:, k], level)[1] for k in range(matrix.shape[1])])
+    return lo, hi

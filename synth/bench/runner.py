@@ -1,0 +1,164 @@
+"""Run the benchmark grid (protocol x arm x budget x seed), one resumable cell at a time.
+
+Each cell's result is a JSON file named by (protocol, arm, budget, seed) and stamped with a
+hash of everything that determines it (arm params, classifier recipe, the exact ids of the
+arm's data); a rerun loads matching cells and computes only what changed or is missing,
+so a killed run resumes where it stopped. Arms that cannot use the unlabelled pool give the
+same result under both protocols: they run once (under "strict") and count for both.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from synth.bench import arms as arm_registry
+from synth.bench.protocol import (
+    PROTOCOLS,
+    STRICT,
+    ArmData,
+    ProtocolViolation,
+    arm_data,
+    budget_key,
+    check_protocol,
+    check_seen,
+    per_class,
+    split_for,
+)
+from synth.data.sources import Source
+from synth.data.splits import Splits
+from synth.errors import ConfigError
+from synth.training import TrainConfig, accuracy
+from synth.writer import config_hash
+
+log = logging.getLogger("synth.bench")
+
+
+@dataclass
+class BenchPlan:
+    budgets: list[Any]
+    seeds: list[int]
+    protocols: list[str]
+    arms: dict[str, dict[str, Any]]  # arm name -> params, in report order
+    train: TrainConfig
+    out_dir: Path
+    cache_dir: Path | None = None
+    progress: bool = True
+    all_arm_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for p in self.protocols:
+            check_protocol(p)
+        if "real" not in self.arms:
+            raise ConfigError("bench.run must include the 'real' arm: every multiplier is relative to it")
+
+
+@dataclass
+class CellKey:
+    protocol: str
+    arm: str
+    budget: Any
+    seed: int
+
+    def path(self, out_dir: Path) -> Path:
+        return out_dir / "cells" / self.protocol / self.arm / f"{budget_key(self.budget)}-seed{self.seed}.json"
+
+
+def arm_protocols(plan: BenchPlan, arm: str, params: Mapping[str, Any]) -> list[str]:
+    """Protocols under which `arm` must actually run (one, if it cannot use the pool)."""
+    if arm_registry.uses_unlabelled(arm, params):
+        return list(plan.protocols)
+    return [STRICT]
+
+
+def _params(plan: BenchPlan, arm: str) -> dict[str, Any]:
+    params = dict(plan.arms[arm])
+    if arm == "combined":  # the combining arm needs its sources' settings
+        from synth.bench.combine import sources_of
+
+        params["_sources"] = {s: plan.all_arm_params.get(s, {}) for s in sources_of(params)}
+    return params
+
+
+def run_grid(source: Source, plan: BenchPlan) -> tuple[list[dict], dict[str, str]]:
+    """Run (or load) every cell; return (cell records, arms not available -> why)."""
+    unavailable = {a: why for a in plan.arms if (why := arm_registry.availability(a, _params(plan, a)))}
+    runnable = [a for a in plan.arms if a not in unavailable]
+    tasks = [
+        CellKey(p, a, b, s)
+        for a in runnable for p in arm_protocols(plan, a, _params(plan, a))
+        for b in plan.budgets for s in plan.seeds
+    ]
+    splits_cache: dict[tuple[Any, int], Splits] = {}
+    cells = []
+    test_ids = set(map(str, source.test.ids))
+    with tqdm(total=len(tasks), desc="bench", unit="cell", disable=not plan.progress) as bar:
+        for key in tasks:
+            bar.set_postfix_str(f"{key.arm} {budget_key(key.budget)} s{key.seed} {key.protocol}")
+            if (key.budget, key.seed) not in splits_cache:
+                splits_cache[(key.budget, key.seed)] = split_for(source, key.budget, key.seed)
+            cells.append(run_cell(key, splits_cache[(key.budget, key.seed)], plan, test_ids))
+            bar.update(1)
+    return cells, unavailable
+
+
+def run_cell(key: CellKey, splits: Splits, plan: BenchPlan, test_ids: set[str]) -> dict:
+    params = _params(plan, key.arm)
+    data = arm_data(splits, key.protocol)
+    digest = config_hash({
+        "arm": key.arm, "params": params, "train": vars(plan.train), "data": data.fingerprint(),
+        "test": config_hash({"ids": sorted(test_ids)}), "seed": key.seed,
+    })
+    path = key.path(plan.out_dir)
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+            if old.get("hash") == digest and old.get("status") == "ok":
+                return {**old, "resumed": True}
+        except (json.JSONDecodeError, OSError):
+            pass
+    record = _execute(key, data, splits, params, plan, test_ids)
+    record.update(hash=digest, protocol=key.protocol, arm=key.arm, budget=key.budget, seed=key.seed,
+                  n_per_class=per_class(splits.labelled))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=1, sort_keys=True, default=str))
+    tmp.replace(path)
+    return {**record, "resumed": False}
+
+
+def _execute(key: CellKey, data: ArmData, splits: Splits, params: dict, plan: BenchPlan, test_ids: set[str]) -> dict:
+    fn = arm_registry.resolve(key.arm)
+    cache = arm_registry.GeneratorCache(plan.cache_dir) if plan.cache_dir else None
+    cfg = arm_registry.ArmConfig(key.arm, params, plan.train, cache, plan.all_arm_params, plan.progress)
+    t0 = time.perf_counter()
+    try:
+        out = fn(data, key.budget, key.seed, cfg)
+    except ProtocolViolation:
+        raise
+    except Exception as exc:  # a broken arm must not sink the whole benchmark; it is reported
+        log.error("arm %s failed at %s seed %d: %s", key.arm, budget_key(key.budget), key.seed, exc)
+        return {"status": "failed", "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(limit=5)}
+    protocol_record = check_seen(key.arm, data, out.seen, test_ids)
+    acc = accuracy(out.model, splits.test)
+    n_lab = out.n_labelled if out.n_labelled is not None else len(data.labelled)
+    return {"status": "ok", "accuracy": acc, "seconds": round(time.perf_counter() - t0, 2),
+            "labelled_used": n_lab, "meta": out.meta, "protocol_check": protocol_record}
+
+
+def cells_for(cells: list[dict], protocol: str, arm: str) -> list[dict]:
+    """An arm's cells under `protocol` (protocol-independent arms reuse their strict cells)."""
+    own = [c for c in cells if c["arm"] == arm and c["protocol"] == protocol]
+    return own or [c for c in cells if c["arm"] == arm and c["protocol"] == STRICT]
+
+
+__all__ = ["PROTOCOLS", "BenchPlan", "CellKey", "cells_for", "run_grid"]

@@ -1,0 +1,100 @@
+"""Benchmark runner end to end on a tiny grid: cells, resume, cache, protocol enforcement, report files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from synth.bench import arms as arm_registry
+from synth.bench.arms import ArmOutput, register_arm
+from synth.bench.protocol import ProtocolViolation
+from synth.bench.report import analyse, write_report
+from synth.bench.runner import BenchPlan, run_grid
+from synth.training import TrainConfig, train_classifier
+
+TINY_TRAIN = TrainConfig(steps=15, batch_size=16, width=4, hidden=16)
+OFFLINE = {"generator": "procedural", "generator_conf": "light", "generator_params": {"working_size": 16},
+           "synthetic_per_real": 2, "share": 0.5}
+
+
+def leaky_arm(data, budget, seed, cfg) -> ArmOutput:
+    """A deliberately broken arm: its 'generator' claims to have seen unlabelled images under strict."""
+    model = train_classifier(data.labelled, cfg.train, seed=seed)
+    return ArmOutput(model, {}, {"generator:leaky": [*data.labelled.ids, "digits-not-allowed"]})
+
+
+def pool_arm(data, budget, seed, cfg) -> ArmOutput:
+    """Uses the unlabelled pool (as an SSL/img2img arm would) and reports it."""
+    model = train_classifier(data.labelled, cfg.train, seed=seed)
+    seen = list(data.labelled.ids) + ([] if data.unlabelled is None else list(data.unlabelled.ids[:7]))
+    return ArmOutput(model, {"pool": data.unlabelled is not None}, {"encoder": seen})
+
+
+register_arm("_test_leaky", f"{__name__}:leaky_arm")
+register_arm("_test_pool", f"{__name__}:pool_arm", uses_unlabelled=True)
+register_arm("_test_missing", "synth.no_such_module:arm")
+
+
+def plan(tmp: Path, arms: dict, **kw) -> BenchPlan:
+    return BenchPlan(budgets=kw.get("budgets", [2, 4]), seeds=kw.get("seeds", [0, 1]),
+                     protocols=["strict", "unlabelled_pool"], arms=arms, train=TINY_TRAIN, out_dir=tmp,
+                     cache_dir=tmp / "gens", progress=False, all_arm_params=arms)
+
+
+def test_grid_resumes_caches_and_reports(tmp_path, digits_source):
+    arms = {"real": {}, "aug_offline": OFFLINE, "_test_pool": {}, "_test_missing": {}}
+    p = plan(tmp_path, arms)
+    cells, unavailable = run_grid(digits_source, p)
+    assert set(unavailable) == {"_test_missing"}
+    assert all(c["status"] == "ok" for c in cells)
+    # protocol-independent arms run once; the pool arm runs under both protocols and sees the pool only there
+    assert len([c for c in cells if c["arm"] == "aug_offline"]) == 4
+    pool_cells = {c["protocol"]: c for c in cells if c["arm"] == "_test_pool" and c["seed"] == 0 and c["budget"] == 2}
+    assert pool_cells["strict"]["protocol_check"]["components"]["encoder"]["unlabelled_seen"] == 0
+    assert pool_cells["unlabelled_pool"]["protocol_check"]["components"]["encoder"]["unlabelled_seen"] == 7
+    assert len(list((tmp_path / "gens" / "aug_offline" / "strict").iterdir())) == 4
+
+    again, _ = run_grid(digits_source, p)  # a rerun (or a resumed kill) computes nothing
+    assert all(c["resumed"] for c in again)
+    assert [c["accuracy"] for c in again] == [c["accuracy"] for c in cells]
+
+    (tmp_path / "cells" / "strict" / "real" / "n4-seed1.json").unlink()  # as if killed before this cell
+    p2 = plan(tmp_path, {**arms, "aug_offline": {**OFFLINE, "share": 0.25}})
+    third, _ = run_grid(digits_source, p2)
+    recomputed = {(c["arm"], c["budget"], c["seed"]) for c in third if not c["resumed"]}
+    assert ("real", 4, 1) in recomputed and ("real", 2, 0) not in recomputed
+    assert {("aug_offline", b, s) for b in (2, 4) for s in (0, 1)} <= recomputed
+    offline = [c for c in third if c["arm"] == "aug_offline"]
+    assert all(c["meta"]["cached"] for c in offline)  # same generator config: fitted generators reused
+
+    report = analyse(third, p2, unavailable, n_boot=100)
+    assert report["not_available"]["_test_missing"].startswith("cannot import")
+    assert "vs_aug_online" not in report["results"]["strict"]["arms"]["aug_offline"]
+    paths = write_report(report, tmp_path / "report")
+    assert json.loads(paths["json"].read_text())["target"]["accuracy"] == pytest.approx(report["target"]["accuracy"])
+    md = paths["md"].read_text()
+    assert "## Protocol: unlabelled_pool" in md and "_test_missing" in md and "aug_offline (protocol-independent)" in md
+    assert paths["png"].read_bytes()[:4] == b"\x89PNG"
+    curve = report["results"]["strict"]["arms"]["real"]["curve"]
+    assert np.isfinite(curve["mean"]).all() and curve["n"] == [2.0, 4.0]
+
+
+def test_a_leaking_arm_aborts_the_benchmark(tmp_path, digits_source):
+    with pytest.raises(ProtocolViolation, match="_test_leaky"):
+        run_grid(digits_source, plan(tmp_path, {"real": {}, "_test_leaky": {}}, budgets=[2], seeds=[0]))
+
+
+def test_a_failing_arm_is_reported_not_fatal(tmp_path, digits_source):
+    arms = {"real": {}, "aug_offline": {**OFFLINE, "generator_params": {"working_size": -3}}}
+    cells, _ = run_grid(digits_source, plan(tmp_path, arms, budgets=[2], seeds=[0]))
+    failed = [c for c in cells if c["status"] != "ok"]
+    assert [c["arm"] for c in failed] == ["aug_offline"] and failed[0]["error"]
+
+
+def test_unregistered_generator_makes_an_arm_unavailable():
+    why = arm_registry.availability("diffusion", {"generator": "no_such_generator"})
+    assert why and "no_such_generator" in why
+    assert arm_registry.availability("real", {}) is None
