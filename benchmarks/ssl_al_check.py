@@ -1,4 +1,4 @@
-"""Quick check of the label-efficiency levers on digits: SSL init and active learning.
+"""Quick check of the label-efficiency levers, SSL init and active learning (digits; Fashion SSL only).
 
 Not the benchmark harness (that one owns the arms, budgets and CIs); a small, honest
 measurement that the components work and roughly how much they give, CPU-sized (1 thread).
@@ -10,21 +10,26 @@ per class and labels batches of 10 chosen by margin; the oracle reveals pool lab
 aside. One AL run to n=10/class yields the n=2 and n=5 points on the way (the run is
 deterministic per round, so a shorter run would pick the same images).
 
-    python benchmarks/ssl_al_check.py --seeds 0 1
+    PYTHONPATH=. python benchmarks/ssl_al_check.py --seeds 0 1
+    PYTHONPATH=. python benchmarks/ssl_al_check.py --dataset fashion_mnist --seeds 0 --ns 5 10 20 \\
+        --ref-ns 5 10 20 50 100 --skip-al
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 
 from synth.active import SimulatedOracle, active_learning
-from synth.data import DigitsSource, ImageSet, draw_budget
+from synth.config import build
+from synth.data import ImageSet, Source, draw_budget
 from synth.ssl import fine_tune, linear_probe, load_ssl_config, train_encoder
 from synth.training import TrainConfig, accuracy, train_classifier
 
@@ -43,7 +48,8 @@ def multiplier(acc: float, ref_n: list[int], ref_acc: list[float], n: int) -> st
     return f"{float(np.exp(np.interp(acc, xs, ys))) / n:.1f}"
 
 
-def run_seed(source: DigitsSource, encoder, ns: list[int], ref_ns: list[int], seed: int, cfg: TrainConfig) -> dict:
+def run_seed(source: Source, encoder, ns: list[int], ref_ns: list[int], seed: int, cfg: TrainConfig,
+             with_al: bool = True) -> dict:
     test, truth = source.test, source.pool
     row: dict = {"seed": seed, "real": {}, "ssl_finetune": {}, "ssl_probe": {}}
     for n in sorted(set(ns) | set(ref_ns)):
@@ -52,6 +58,8 @@ def run_seed(source: DigitsSource, encoder, ns: list[int], ref_ns: list[int], se
         if n in ns:
             row["ssl_finetune"][n] = accuracy(fine_tune(encoder, labelled, cfg, seed=seed), test)
             row["ssl_probe"][n] = accuracy(linear_probe(encoder, labelled, seed=seed), test)
+    if not with_al:
+        return row
     initial, _ = draw_budget(truth, n_per_class=1, seed=seed)
     pool = truth.without_labels()
     milestones = {n * truth.n_classes: n for n in ns}
@@ -81,7 +89,8 @@ def run_seed(source: DigitsSource, encoder, ns: list[int], ref_ns: list[int], se
 
 
 def table(rows: list[dict], ns: list[int], ref_ns: list[int]) -> str:
-    arms = ["real", "ssl_finetune", "ssl_probe", "al_random", "al_margin", "ssl_al_probe", "ssl_al_probe_finetune"]
+    arms = [a for a in ("real", "ssl_finetune", "ssl_probe", "al_random", "al_margin", "ssl_al_probe",
+                        "ssl_al_probe_finetune") if a in rows[0]]
     ref_acc = [float(np.mean([r["real"][n] for r in rows])) for n in ref_ns]
     lines = ["| arm | " + " | ".join(f"n={n}/class acc % (x real)" for n in ns) + " |",
              "|---|" + "---|" * len(ns)]
@@ -101,32 +110,34 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--ns", type=int, nargs="+", default=[2, 5, 10])
     parser.add_argument("--ref-ns", type=int, nargs="+", default=[2, 5, 10, 20, 50])
-    parser.add_argument("--ssl-config", default=str(REPO / "conf" / "ssl" / "digits.yaml"))
-    parser.add_argument("--out", default=str(RESULTS / "ssl_al_digits"))
+    parser.add_argument("--dataset", default="digits", help="conf/data/<name>.yaml (and conf/ssl/<name>.yaml)")
+    parser.add_argument("--ssl-config", default=None, help="default: conf/ssl/<dataset>.yaml")
+    parser.add_argument("--skip-al", action="store_true", help="SSL arms only (Fashion-MNIST: AL rounds are slow)")
+    parser.add_argument("--out", default=None, help="default: benchmarks/results/ssl_al_<dataset>")
     args = parser.parse_args()
     torch.set_num_threads(1)
     started = time.perf_counter()
-    source = DigitsSource(test_size=500)
-    ssl_cfg = load_ssl_config(args.ssl_config)
+    source: Source = build(OmegaConf.load(REPO / "conf" / "data" / f"{args.dataset}.yaml"), "data")
+    ssl_cfg = load_ssl_config(args.ssl_config or REPO / "conf" / "ssl" / f"{args.dataset}.yaml")
     encoder = train_encoder(source.pool.without_labels(), ssl_cfg, seed=0, progress=False)
     print(f"encoder: {encoder.pretrain_info['seconds']} s, NT-Xent {encoder.pretrain_info['loss_first']:.2f} -> "
           f"{encoder.pretrain_info['loss_last']:.2f}", flush=True)
     cfg = TrainConfig()
     rows = []
     for seed in args.seeds:
-        rows.append(run_seed(source, encoder, args.ns, args.ref_ns, seed, cfg))
+        rows.append(run_seed(source, encoder, args.ns, args.ref_ns, seed, cfg, with_al=not args.skip_al))
         print(json.dumps(rows[-1]), flush=True)
     md = table(rows, args.ns, args.ref_ns)
     total = round(time.perf_counter() - started, 1)
-    out = Path(args.out)
+    out = Path(args.out or RESULTS / f"ssl_al_{args.dataset}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"dataset": "digits", "test_images": len(source.test), "pool_images": len(source.pool),
+    meta = {"dataset": args.dataset, "test_images": len(source.test), "pool_images": len(source.pool),
             "seeds": args.seeds, "ns": args.ns, "ssl": encoder.pretrain_info, "train": vars(cfg),
-            "total_seconds": total, "threads": 1, "note": "timings on a shared 2-core machine (~8 jobs)"}
+            "total_seconds": total, "command": " ".join(sys.argv), "threads": 1, "note": "timings on a shared 2-core machine (~8 jobs)"}
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    out.with_suffix(".md").write_text(f"# SSL + active learning check (digits)\n\nCommand: `python benchmarks/"
-                                      f"ssl_al_check.py --seeds {' '.join(map(str, args.seeds))}` "
-                                      f"({total} s total on 1 thread, shared machine)\n\n{md}")
+    command = "PYTHONPATH=. python benchmarks/ssl_al_check.py " + " ".join(sys.argv[1:])
+    out.with_suffix(".md").write_text(f"# SSL + active learning check ({args.dataset})\n\nCommand: `{command}` "
+                                      f"({total} s wall on 1 thread, shared 2-core machine)\n\n{md}")
     print(md, f"total {total} s", sep="\n")
 
 
