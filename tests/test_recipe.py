@@ -1,0 +1,144 @@
+"""Recipe search: never worse than real only, finds a lever that clearly helps, reruns its YAML."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+from generators.base import Generator, Samples
+from synth.data import DigitsSource, ImageSet
+from synth.errors import ConfigError
+from synth.recipe import (
+    AugPolicy,
+    Recipe,
+    SearchBudget,
+    SearchSpace,
+    evaluate_recipes,
+    load_recipe,
+    rand_policy,
+    search_recipe,
+    write_report,
+)
+from synth.training import TrainConfig, accuracy
+from tests.conftest import CONF
+
+TINY_TRAIN = TrainConfig(steps=60, batch_size=32, width=8, hidden=32)
+#: Label-destroying augmentation: shifting by 90 % of the frame blanks every training image.
+BLANK = AugPolicy("blank", ({"name": "Affine", "translate_percent": [0.9, 0.9], "p": 1.0},), working_size=16)
+NO_LEVERS = dict(presets=(), n_random_policies=0, sources=(), ssl=False)
+
+
+class TruthGenerator(Generator):
+    """A source that clearly helps: correctly labelled extra real digits (looked up by pool id)."""
+
+    name = "truth_for_tests"
+    uses_unlabelled = True
+
+    def _fit(self, labelled, unlabelled):
+        truth = DigitsSource(test_size=500).pool
+        by_id = dict(zip(truth.ids, truth.labels, strict=True))
+        self._images, self._ids = unlabelled.images, unlabelled.ids
+        self._labels = np.array([by_id[i] for i in unlabelled.ids])
+        return {}
+
+    def _sample(self, labels, seeds):
+        picks = [np.random.default_rng(int(s)).choice(np.flatnonzero(self._labels == c)) for c, s in
+                 zip(labels, seeds, strict=True)]
+        return Samples(self._images[picks], labels.copy(), self._ids[picks].astype(object))
+
+
+@pytest.fixture
+def truth_source(monkeypatch):
+    """Register the helpful source for one test only (the contract tests iterate the registry)."""
+    from generators import registry
+
+    monkeypatch.setitem(registry._REGISTRY, TruthGenerator.name, "tests.test_recipe:TruthGenerator")
+
+
+@pytest.fixture(scope="module")
+def small(digits_splits) -> ImageSet:
+    ls = digits_splits.labelled  # 10 per class
+    keep = np.concatenate([np.flatnonzero(ls.labels == c)[:4] for c in range(ls.n_classes)])
+    return ls.subset(keep)
+
+
+def test_nothing_is_chosen_when_every_lever_hurts(small):
+    space = SearchSpace(**{**NO_LEVERS, "extra_policies": (BLANK,)})
+    result = search_recipe(small, None, seed=0, k_folds=2, space=space, train_cfg=TINY_TRAIN, progress=False)
+    names = [t.recipe.name for t in result.trials]
+    assert names == ["nothing", "aug=blank"]
+    assert result.recipe.is_nothing
+    assert result.trials[1].mean < result.trials[0].mean - 0.1
+    assert result.contributions["augmentation"]["adopted"] is False
+    assert "real only" in result.reason
+
+
+def test_a_clearly_helpful_source_is_chosen(small, digits_splits, truth_source):
+    pool = digits_splits.unlabelled.subset(np.arange(400))
+    space = SearchSpace(**{**NO_LEVERS, "sources": ("truth_for_tests",), "shares": (0.75,), "filter_quantiles": ()})
+    result = search_recipe(small, pool, seed=0, k_folds=2, space=space, train_cfg=TINY_TRAIN, progress=False)
+    assert result.recipe.source == "truth_for_tests", [t.to_dict(result.baseline) for t in result.trials]
+    assert result.contributions["source"]["adopted"] and result.contributions["source"]["gain"] > 0.05
+    model = result.train_final(small, pool, seed=0, cfg=TINY_TRAIN)
+    assert accuracy(model, digits_splits.test) > 0.5
+
+
+def test_budget_limits_trials_but_nothing_always_runs(small):
+    space = SearchSpace(**{**NO_LEVERS, "extra_policies": (BLANK, rand_policy(["noise"], 0.2, working_size=16))})
+    result = search_recipe(small, None, budget=SearchBudget(max_trials=1, max_seconds=None), k_folds=2,
+                           space=space, train_cfg=TINY_TRAIN, progress=False)
+    assert [t.recipe.name for t in result.trials] == ["nothing"]
+    assert len(result.skipped) == 2 and result.recipe.is_nothing
+
+
+def test_one_label_per_class_falls_back_to_real_only(small):
+    one = small.subset([np.flatnonzero(small.labels == c)[0] for c in range(small.n_classes)])
+    result = search_recipe(one, None, k_folds=3, train_cfg=TINY_TRAIN, progress=False)
+    assert result.recipe.is_nothing and "cross-validat" in result.reason
+
+
+def test_report_yaml_reruns_and_json_holds_the_evidence(small, tmp_path):
+    space = SearchSpace(**{**NO_LEVERS, "extra_policies": (BLANK,)})
+    result = search_recipe(small, None, k_folds=2, space=space, train_cfg=TINY_TRAIN, progress=False)
+    result.recipe = Recipe(policy=BLANK)  # write a non-trivial recipe to prove the round trip
+    paths = write_report(result, tmp_path, {"overrides": "data=digits"})
+    assert paths["png"].read_bytes()[:4] == b"\x89PNG"
+    evidence = json.loads(paths["json"].read_text())
+    assert [c["name"] for c in evidence["candidates"]] == ["nothing", "aug=blank"]
+    assert evidence["candidates"][1]["gain_vs_nothing"] < 0
+    loaded = load_recipe(paths["yaml"])
+    assert loaded.to_dict() == Recipe(policy=BLANK).to_dict()
+    rerun = evaluate_recipes(small, [loaded], k_folds=2, train_cfg=TINY_TRAIN)
+    assert rerun.recipe.is_nothing  # the blanking recipe does not beat real only when re-scored
+    assert np.allclose(rerun.trials[1].scores, result.trials[1].scores)  # same folds and seeds
+
+
+def test_recommend_command_writes_a_recipe_that_reruns(tmp_path, capsys):
+    from synth.commands.recommend import run
+
+    common = ["budget.n_per_class=3", "train.steps=30", "train.width=8", "train.hidden=16", "search.k_folds=2",
+              "search.presets=[]", "search.n_random_policies=1", "search.sources=[]", "search.ssl=false",
+              "max_unlabelled=50", "progress=false", f"out_dir={tmp_path}/a"]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        first = run(compose("recommend", overrides=common))
+        out = capsys.readouterr().out
+        assert "recipe:" in out and "CV estimate:" in out and "augmentation" in out
+        again = run(compose("recommend", overrides=[*common[:-1], f"recipe={tmp_path}/a/recipe.yaml",
+                                                    f"out_dir={tmp_path}/b"]))
+    assert [t.stage for t in again.trials] == ["baseline", "rerun"][: len(again.trials)]
+    assert again.trials[0].scores.tolist() == first.trials[0].scores.tolist()
+    assert (tmp_path / "b" / "recipe.png").is_file()
+
+
+def test_bad_recipe_input(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_recipe(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="unknown recipe key"):
+        Recipe.from_dict({"colour": "blue"})
+    with pytest.raises(ConfigError, match="filter_quantile"):
+        Recipe(filter_quantile=1.5)
+    with pytest.raises(ConfigError, match="unknown augmentation op"):
+        rand_policy(["teleport"], 0.5)
