@@ -52,6 +52,10 @@ class BenchPlan:
     out_dir: Path
     cache_dir: Path | None = None
     progress: bool = True
+    #: cells run in parallel processes (joblib/loky), each with one torch thread
+    workers: int = 1
+    #: only collect cells already on disk (e.g. to report on a run still in progress); compute nothing
+    report_only: bool = False
     all_arm_params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -88,33 +92,69 @@ def _params(plan: BenchPlan, arm: str) -> dict[str, Any]:
     return params
 
 
-def run_grid(source: Source, plan: BenchPlan) -> tuple[list[dict], dict[str, str]]:
-    """Run (or load) every cell; return (cell records, arms not available -> why)."""
+def arm_budgets(plan: BenchPlan, params: Mapping[str, Any]) -> list[Any]:
+    """The plan's budgets, or the subset an arm's `budgets` param restricts it to (costly arms)."""
+    only = params.get("budgets")
+    if not only:
+        return list(plan.budgets)
+    keep = [b for b in plan.budgets if b in set(parse_budgets(list(only)))]
+    if not keep:
+        raise ConfigError(f"arm budgets {list(only)} share no budget with bench.budgets {plan.budgets}")
+    return keep
+
+
+def plan_tasks(plan: BenchPlan) -> tuple[list[CellKey], dict[str, str]]:
+    """Every cell to run, and the arms that cannot run here (-> why)."""
     unavailable = {a: why for a in plan.arms if (why := arm_registry.availability(a, _params(plan, a)))}
-    runnable = [a for a in plan.arms if a not in unavailable]
     tasks = [
         CellKey(p, a, b, s)
-        for a in runnable for p in arm_protocols(plan, a, _params(plan, a))
-        for b in plan.budgets for s in plan.seeds
+        for a in plan.arms if a not in unavailable
+        for p in arm_protocols(plan, a, _params(plan, a))
+        for b in arm_budgets(plan, plan.arms[a]) for s in plan.seeds
     ]
-    splits_cache: dict[tuple[Any, int], Splits] = {}
-    cells = []
+    return tasks, unavailable
+
+
+def run_grid(source: Source, plan: BenchPlan) -> tuple[list[dict], dict[str, str]]:
+    """Run (or load) every cell; return (cell records, arms not available -> why)."""
+    tasks, unavailable = plan_tasks(plan)
     test_ids = set(map(str, source.test.ids))
-    with tqdm(total=len(tasks), desc="bench", unit="cell", disable=not plan.progress) as bar:
+    bar = tqdm(total=len(tasks), desc="bench", unit="cell", disable=not plan.progress)
+    if plan.workers > 1:
+        from joblib import Parallel, delayed
+
+        jobs = (delayed(_run_one)(source, key, plan, test_ids) for key in tasks)
+        cells = []
+        for cell in Parallel(n_jobs=plan.workers, return_as="generator_unordered")(jobs):
+            cells.append(cell)
+            bar.set_postfix_str(f"{cell['arm']} {budget_key(cell['budget'])} s{cell['seed']} {cell['protocol']}")
+            bar.update(1)
+    else:
+        splits_cache: dict[tuple[Any, int], Splits] = {}
+        cells = []
         for key in tasks:
             bar.set_postfix_str(f"{key.arm} {budget_key(key.budget)} s{key.seed} {key.protocol}")
             if (key.budget, key.seed) not in splits_cache:
                 splits_cache[(key.budget, key.seed)] = split_for(source, key.budget, key.seed)
             cells.append(run_cell(key, splits_cache[(key.budget, key.seed)], plan, test_ids))
             bar.update(1)
+    bar.close()
     return cells, unavailable
+
+
+def _run_one(source: Source, key: CellKey, plan: BenchPlan, test_ids: set[str]) -> dict:
+    """One cell in a worker process: one torch thread, splits recomputed (cheap, deterministic)."""
+    import torch
+
+    torch.set_num_threads(1)
+    return run_cell(key, split_for(source, key.budget, key.seed), plan, test_ids)
 
 
 def run_cell(key: CellKey, splits: Splits, plan: BenchPlan, test_ids: set[str]) -> dict:
     params = _params(plan, key.arm)
     data = arm_data(splits, key.protocol)
     digest = config_hash({
-        "arm": key.arm, "params": params, "train": vars(plan.train), "data": data.fingerprint(),
+        "arm": key.arm, "params": {k: v for k, v in params.items() if k != "budgets"}, "train": vars(plan.train), "data": data.fingerprint(),
         "test": config_hash({"ids": sorted(test_ids)}), "seed": key.seed,
     })
     path = key.path(plan.out_dir)
@@ -125,6 +165,9 @@ def run_cell(key: CellKey, splits: Splits, plan: BenchPlan, test_ids: set[str]) 
                 return {**old, "resumed": True}
         except (json.JSONDecodeError, OSError):
             pass
+    if plan.report_only:
+        return {"status": "missing", "error": "not computed yet (report_only)", "protocol": key.protocol,
+                "arm": key.arm, "budget": key.budget, "seed": key.seed, "resumed": True}
     record = _execute(key, data, splits, params, plan, test_ids)
     record.update(hash=digest, protocol=key.protocol, arm=key.arm, budget=key.budget, seed=key.seed,
                   n_per_class=per_class(splits.labelled))

@@ -36,7 +36,7 @@ def make_plan(cfg: DictConfig) -> BenchPlan:
         budgets=parse_budgets(list(b.budgets)), seeds=parse_seeds(list(b.seeds)),
         protocols=list(b.protocols), arms={a: all_params[a] for a in b.run}, train=train, out_dir=out_dir,
         cache_dir=Path(cfg.cache_dir) if cfg.get("cache_dir") else None, progress=bool(cfg.progress),
-        all_arm_params=all_params,
+        workers=int(cfg.get("workers", 1)), report_only=bool(cfg.get("report_only", False)), all_arm_params=all_params,
     )
 
 
