@@ -94,6 +94,15 @@ def test_a_failing_arm_is_reported_not_fatal(tmp_path, digits_source):
     assert [c["arm"] for c in failed] == ["aug_offline"] and failed[0]["error"]
 
 
+def test_an_arm_can_be_restricted_to_some_budgets(tmp_path, digits_source):
+    from synth.bench.runner import plan_tasks
+
+    p = plan(tmp_path, {"real": {}, "aug_offline": {**OFFLINE, "budgets": [4]}})
+    tasks, _ = plan_tasks(p)
+    assert sorted({t.budget for t in tasks if t.arm == "aug_offline"}) == [4]
+    assert sorted({t.budget for t in tasks if t.arm == "real"}) == [2, 4]
+
+
 def test_unregistered_generator_makes_an_arm_unavailable():
     why = arm_registry.availability("diffusion", {"generator": "no_such_generator"})
     assert why and "no_such_generator" in why

@@ -30,6 +30,7 @@ from synth.bench.protocol import (
     budget_key,
     check_protocol,
     check_seen,
+    parse_budgets,
     per_class,
     split_for,
 )
