@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 
 from synth.data.imageset import ImageSet
 from synth.errors import DataError
+from synth.mixing.sampler import KeyBatch
 from synth.seeding import rng_for
 
 Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
@@ -70,32 +71,36 @@ class MixedDataset(Dataset):
         """The random stream of one draw: a pure function of (seed, epoch, position)."""
         return rng_for(self.seed, _AUGMENT_STREAM, epoch, position)
 
-    def __getitem__(self, key: Key) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    def __getitem__(self, key: Key) -> tuple[torch.Tensor, int, bool]:
         index = int(key) if np.isscalar(key) else int(key[0])
         synthetic = index >= self.n_real
         if self.augment is not None and not synthetic:
             image = torch.from_numpy(self.augment(self._np_images[index], self._rng(key)))
         else:
             image = self.images[index]
-        return image.permute(2, 0, 1).float().div_(255.0), self.labels[index], synthetic
+        return image.permute(2, 0, 1).float().div_(255.0), int(self.labels[index]), synthetic
 
     def batch(self, keys: list[Key]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """A whole batch as stacked tensors (x, y, is_synthetic), one gather and one conversion."""
-        index = torch.tensor([int(k) if np.isscalar(k) else k[0] for k in keys], dtype=torch.int64)
+        if isinstance(keys, KeyBatch):
+            index = torch.from_numpy(keys.index)
+        else:
+            index = torch.tensor([int(k) if np.isscalar(k) else k[0] for k in keys], dtype=torch.int64)
         flags = index >= self.n_real
         if self.augment is None:
             images = self.images[index]
         else:
             images = torch.stack([
                 self.images[i] if synthetic else torch.from_numpy(self.augment(self._np_images[i], self._rng(k)))
-                for i, synthetic, k in zip(index.tolist(), flags.tolist(), keys, strict=True)
+                for i, synthetic, k in zip(index.tolist(), flags.tolist(), list(keys), strict=True)
             ])
         return images.permute(0, 3, 1, 2).float().div_(255.0), self.labels[index], flags
 
     def _rng(self, key: Key) -> np.random.Generator:
         return self.augment_rng(self.epoch, int(key)) if np.isscalar(key) else self.augment_rng(key[1], key[2])
 
-    def __getitems__(self, keys: list[Key]) -> list[tuple[torch.Tensor, torch.Tensor, bool]]:
+    def __getitems__(self, keys: list[Key]) -> list[tuple[torch.Tensor, int, bool]]:
         """Batched fetch (DataLoader calls it when present); default collation re-stacks the items."""
         x, y, flags = self.batch(keys)
-        return list(zip(x.unbind(0), y.unbind(0), flags.tolist(), strict=True))
+        # Plain ints and bools collate into tensors faster than 0-d tensors do.
+        return list(zip(x.unbind(0), y.tolist(), flags.tolist(), strict=True))

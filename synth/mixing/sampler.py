@@ -21,7 +21,7 @@ augmentation from them, so no two draws in a run share a random stream.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -151,6 +151,33 @@ class _Stream:
         return full + int((partial == c).sum())
 
 
+class KeyBatch(Sequence):
+    """One batch of `(dataset_index, epoch, position)` keys, held as arrays.
+
+    A sequence of tuples to whoever iterates it, but `MixedDataset` reads the arrays
+    directly: building and pickling 64 tuples per batch cost more than the whole fetch.
+    """
+
+    __slots__ = ("index", "epoch", "position")
+
+    def __init__(self, index: np.ndarray, epoch: int, position: np.ndarray):
+        self.index, self.epoch, self.position = index, int(epoch), position
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return int(self.index[i]), self.epoch, int(self.position[i])
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == list(other) if isinstance(other, Sequence) else NotImplemented
+
+    def __repr__(self) -> str:
+        return f"KeyBatch(epoch={self.epoch}, index={self.index.tolist()})"
+
+
 class MixedBatchSampler:
     """Batches of `(dataset_index, epoch, position)` keys for a `MixedDataset`.
 
@@ -252,23 +279,23 @@ class MixedBatchSampler:
         syn = sum(self._epoch_total(e) for e in range(varying)) + (epoch - varying) * self._epoch_total(epoch)
         return syn, epoch * self.batches_per_epoch * self.batch_size - syn
 
-    def __iter__(self) -> Iterator[list[tuple[int, int, int]]]:
+    def __iter__(self) -> Iterator[KeyBatch]:
         epoch = self.epoch
         self.epoch += 1
         yield from self.batches(epoch)
 
-    def batches(self, epoch: int) -> Iterator[list[tuple[int, int, int]]]:
+    def batches(self, epoch: int) -> Iterator[KeyBatch]:
         """The batches of `epoch`, without touching the sampler's epoch counter."""
         counts = self.synthetic_counts(epoch)
         syn_pos, real_pos = self._offsets(epoch)
         syn = self._syn.take(syn_pos, int(counts.sum())) + self.n_real if self._syn is not None else np.zeros(0, np.int64)
         n_real_total = self.batches_per_epoch * self.batch_size - int(counts.sum())
         real = self._real.take(real_pos, n_real_total) if self._real is not None else np.zeros(0, np.int64)
-        order_rng = rng_for(self.seed, _ORDER, epoch)
-        s = r = 0
-        for b, k in enumerate(counts.tolist()):
-            idx = np.concatenate([real[r : r + self.batch_size - k], syn[s : s + k]])
-            r, s = r + self.batch_size - k, s + k
-            idx = idx[order_rng.permutation(len(idx))]
-            base = b * self.batch_size
-            yield [(int(i), epoch, base + j) for j, i in enumerate(idx.tolist())]
+        # Row b: its real draws then its synthetic ones (row-major order = stream order), then shuffled.
+        synthetic_slot = np.arange(self.batch_size)[None, :] >= (self.batch_size - counts)[:, None]
+        table = np.empty(synthetic_slot.shape, dtype=np.int64)
+        table[~synthetic_slot], table[synthetic_slot] = real, syn
+        table = rng_for(self.seed, _ORDER, epoch).permuted(table, axis=1)
+        positions = np.arange(table.size, dtype=np.int64).reshape(table.shape)
+        for b in range(len(table)):
+            yield KeyBatch(table[b], epoch, positions[b])
