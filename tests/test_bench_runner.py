@@ -33,6 +33,18 @@ def pool_arm(data, budget, seed, cfg) -> ArmOutput:
     return ArmOutput(model, {"pool": data.unlabelled is not None}, {"encoder": seen})
 
 
+def oracle_arm(data, budget, seed, cfg) -> ArmOutput:
+    """Active-learning style: label 3 pool images through the harness's oracle (pool protocol only)."""
+    labelled = data.labelled
+    if cfg.oracle is not None:
+        pick = data.unlabelled.subset(np.arange(3))
+        labels = cfg.oracle(pick.ids)
+        from synth.data.imageset import ImageSet
+
+        labelled = labelled.concat(ImageSet.build(pick.images, labels, pick.ids, pick.class_names))
+    return ArmOutput(train_classifier(labelled, cfg.train, seed=seed), {}, {})
+
+
 register_arm("_test_leaky", f"{__name__}:leaky_arm")
 register_arm("_test_pool", f"{__name__}:pool_arm", uses_unlabelled=True)
 register_arm("_test_missing", "synth.no_such_module:arm")
@@ -101,6 +113,31 @@ def test_an_arm_can_be_restricted_to_some_budgets(tmp_path, digits_source):
     tasks, _ = plan_tasks(p)
     assert sorted({t.budget for t in tasks if t.arm == "aug_offline"}) == [4]
     assert sorted({t.budget for t in tasks if t.arm == "real"}) == [2, 4]
+
+
+def test_config_registered_arm_with_label_oracle(tmp_path, digits_source):
+    arms = {"real": {}, "_test_oracle": {"target": f"{__name__}:oracle_arm", "uses_unlabelled": True}}
+    cells, unavailable = run_grid(digits_source, plan(tmp_path, arms, budgets=[2], seeds=[0]))
+    assert not unavailable
+    by = {(c["arm"], c["protocol"]): c for c in cells}
+    pool_cell = by[("_test_oracle", "unlabelled_pool")]
+    assert pool_cell["labelled_used"] == 20 + 3 and by[("_test_oracle", "strict")]["labelled_used"] == 20
+    assert pool_cell["protocol_check"]["components"]["label oracle"]["unlabelled_seen"] == 3
+
+
+def test_oracle_refuses_ids_outside_the_pool(digits_splits, digits_source):
+    from synth.bench.protocol import POOL, LabelOracle, arm_data
+
+    data = arm_data(digits_splits, POOL)
+    oracle = LabelOracle(data, digits_source.pool)
+    ids = list(data.unlabelled.ids[:2])
+    truth = {str(i): int(lab) for i, lab in zip(digits_source.pool.ids, digits_source.pool.labels, strict=True)}
+    assert oracle(ids).tolist() == [truth[i] for i in ids]
+    with pytest.raises(ProtocolViolation):
+        oracle([str(data.labelled.ids[0])])  # already labelled: not the oracle's to answer
+    with pytest.raises(ProtocolViolation):
+        oracle([str(digits_splits.test.ids[0])])
+    assert oracle.queried == ids
 
 
 def test_unregistered_generator_makes_an_arm_unavailable():

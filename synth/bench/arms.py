@@ -26,7 +26,7 @@ from torch import nn
 from generators.base import Generator, Samples
 from generators.registry import available as available_generators
 from generators.registry import get_generator_class
-from synth.bench.protocol import ArmData, budget_key
+from synth.bench.protocol import ArmData, LabelOracle, budget_key
 from synth.data.imageset import ImageSet
 from synth.errors import ConfigError, SynthError
 from synth.training import TrainConfig, accuracy, train_classifier
@@ -46,6 +46,8 @@ class ArmConfig:
     #: every arm's params, so a combining arm can reuse other arms' generator settings
     arms: dict[str, dict[str, Any]] = field(default_factory=dict)
     progress: bool = False
+    #: simulated annotator (unlabelled_pool protocol only): oracle(ids) -> labels; queries count as labels used
+    oracle: LabelOracle | None = None
 
 
 @dataclass
@@ -78,6 +80,15 @@ def register_arm(
 ) -> None:
     """Add an arm. `uses_unlabelled=False` arms run once and count for both protocols."""
     _ARMS[name] = ArmSpec(target, uses_unlabelled, needs_generator)
+
+
+def ensure_registered(name: str, params: Mapping[str, Any]) -> None:
+    """Register an arm straight from its config: `bench.arms.<name>.target: "module:function"`
+    (plus `uses_unlabelled: true` if it learns from the pool). Lets new arms plug in by config alone."""
+    target = params.get("target")
+    if target and (name not in _ARMS or _ARMS[name].target != target):
+        flag = bool(params.get("uses_unlabelled", False))
+        register_arm(name, str(target), uses_unlabelled=flag)
 
 
 def registered() -> list[str]:

@@ -59,6 +59,30 @@ class ArmData:
         return h.hexdigest()[:16]
 
 
+class LabelOracle:
+    """A simulated annotator for arms that choose which pool images to label (active learning).
+
+    Only under the unlabelled_pool protocol, and only for ids in the arm's unlabelled pool.
+    Every query is recorded; each queried image counts as one more labelled image used.
+    """
+
+    def __init__(self, data: ArmData, pool: ImageSet) -> None:
+        allowed = set() if data.unlabelled is None else set(map(str, data.unlabelled.ids))
+        self._labels = {str(i): int(lab) for i, lab in zip(pool.ids, pool.labels, strict=True) if str(i) in allowed}
+        self.queried: list[str] = []
+
+    def __call__(self, ids: Iterable[str]) -> np.ndarray:
+        ids = [str(i) for i in ids]
+        bad = [i for i in ids if i not in self._labels]
+        if bad:
+            raise ProtocolViolation(
+                f"label oracle asked for {len(bad)} id(s) outside the arm's unlabelled pool (e.g. {bad[:3]})"
+            )
+        new = [i for i in ids if i not in set(self.queried)]
+        self.queried.extend(dict.fromkeys(new))
+        return np.asarray([self._labels[i] for i in ids], dtype=np.int64)
+
+
 def arm_data(splits: Splits, protocol: str) -> ArmData:
     """The data an arm gets under `protocol`: never the test set, never pool labels."""
     check_protocol(protocol)
@@ -143,6 +167,3 @@ def split_for(source, budget: int | str, seed: int) -> Splits:
     """Splits for a budget; `all` labels the whole pool (the seed then only changes model init)."""
     return source.splits(n_per_class=None if budget == ALL else int(budget), seed=seed)
 
-
-def ids_of(images: ImageSet | None) -> np.ndarray:
-    return np.asarray([], dtype=str) if images is None else images.ids

@@ -12,6 +12,7 @@ import numpy as np
 from synth.bench import curves
 from synth.bench.protocol import budget_key
 from synth.bench.runner import BenchPlan, cells_for
+from synth.errors import ConfigError
 
 BOUND_SIGN = {">=": "≥", "<=": "≤", "<": "<"}
 BASELINE = "real"
@@ -42,8 +43,13 @@ def analyse(
     meta: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     ns = x_values(cells, plan)
-    arms = [a for a in plan.arms if a not in unavailable]
-    mats = {p: {a: matrix(cells, plan, p, a) for a in arms} for p in plan.protocols}
+    candidates = [a for a in plan.arms if a not in unavailable]
+    mats = {p: {a: matrix(cells, plan, p, a) for a in candidates} for p in plan.protocols}
+    # Arms without a single finished cell (e.g. a report_only snapshot of a run in progress)
+    not_run = [a for a in candidates if all(np.isnan(mats[p][a]).all() for p in plan.protocols)]
+    arms = [a for a in candidates if a not in not_run]
+    if BASELINE not in arms:
+        raise ConfigError("no finished cell of the 'real' arm yet: nothing to compare against")
     real = mats[plan.protocols[0]][BASELINE]
     target_source = "user" if target is not None else f"real-only at the largest budget minus {margin:g}"
     target = float(target) if target is not None else curves.default_target(ns, real, margin)
@@ -77,8 +83,10 @@ def analyse(
         "bootstrap": {"n": n_boot, "level": level, "over": "seeds (paired across arms)"},
         "results": protocols,
         "protocol_checks": _checks(cells),
+        "not_run": not_run,
         "failed_cells": [{k: c.get(k) for k in ("protocol", "arm", "budget", "seed", "error")}
-                         for c in cells if c.get("status") != "ok"],
+                         for c in cells if c.get("status") == "failed"],
+        "missing_cells": _count(c for c in cells if c.get("status") == "missing"),
         "compute": _compute(cells),
     }
 
@@ -90,6 +98,13 @@ def _headline(arms: Mapping[str, Any]) -> dict[str, Any] | None:
     arm, m = max(scored, key=lambda t: (t[1]["value"], t[1]["lo"]))
     return {"arm": arm, "multiplier": m["value"], "lo": m["lo"], "hi": m["hi"], "bound": m["bound"],
             "verdict": m["verdict"]}
+
+
+def _count(cells) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for c in cells:
+        out[f"{c['protocol']}/{c['arm']}"] = out.get(f"{c['protocol']}/{c['arm']}", 0) + 1
+    return out
 
 
 def _checks(cells: list[dict]) -> dict[str, Any]:
@@ -177,6 +192,13 @@ def markdown(r: dict[str, Any]) -> str:
         lines += _protocol_md(p, res, r)
     if r["not_available"]:
         lines += ["## Arms not available", ""] + [f"- **{a}**: {why}" for a, why in r["not_available"].items()] + [""]
+    if r.get("not_run") or r.get("missing_cells"):
+        lines += ["## Not run", "",
+                  "Cells of this grid that were not computed when this report was written "
+                  "(time box); rerunning the same command computes exactly these.", ""]
+        lines += [f"- **{a}**: no cell finished" for a in r.get("not_run", [])]
+        lines += [f"- {k}: {n} cell(s) missing" for k, n in r.get("missing_cells", {}).items()
+                  if k.split("/")[1] not in r.get("not_run", [])] + [""]
     if r["failed_cells"]:
         lines += ["## Failed cells", ""] + [
             f"- {c['protocol']}/{c['arm']} budget {c['budget']} seed {c['seed']}: {c['error']}" for c in r["failed_cells"]

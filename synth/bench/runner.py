@@ -25,6 +25,7 @@ from synth.bench.protocol import (
     PROTOCOLS,
     STRICT,
     ArmData,
+    LabelOracle,
     ProtocolViolation,
     arm_data,
     budget_key,
@@ -34,6 +35,7 @@ from synth.bench.protocol import (
     per_class,
     split_for,
 )
+from synth.data.imageset import ImageSet
 from synth.data.sources import Source
 from synth.data.splits import Splits
 from synth.errors import ConfigError
@@ -86,6 +88,7 @@ def arm_protocols(plan: BenchPlan, arm: str, params: Mapping[str, Any]) -> list[
 
 def _params(plan: BenchPlan, arm: str) -> dict[str, Any]:
     params = dict(plan.arms[arm])
+    arm_registry.ensure_registered(arm, params)
     if arm == "combined":  # the combining arm needs its sources' settings
         from synth.bench.combine import sources_of
 
@@ -137,7 +140,7 @@ def run_grid(source: Source, plan: BenchPlan) -> tuple[list[dict], dict[str, str
             bar.set_postfix_str(f"{key.arm} {budget_key(key.budget)} s{key.seed} {key.protocol}")
             if (key.budget, key.seed) not in splits_cache:
                 splits_cache[(key.budget, key.seed)] = split_for(source, key.budget, key.seed)
-            cells.append(run_cell(key, splits_cache[(key.budget, key.seed)], plan, test_ids))
+            cells.append(run_cell(key, splits_cache[(key.budget, key.seed)], plan, test_ids, source.pool))
             bar.update(1)
     bar.close()
     return cells, unavailable
@@ -148,10 +151,10 @@ def _run_one(source: Source, key: CellKey, plan: BenchPlan, test_ids: set[str]) 
     import torch
 
     torch.set_num_threads(1)
-    return run_cell(key, split_for(source, key.budget, key.seed), plan, test_ids)
+    return run_cell(key, split_for(source, key.budget, key.seed), plan, test_ids, source.pool)
 
 
-def run_cell(key: CellKey, splits: Splits, plan: BenchPlan, test_ids: set[str]) -> dict:
+def run_cell(key: CellKey, splits: Splits, plan: BenchPlan, test_ids: set[str], pool: ImageSet | None = None) -> dict:
     params = _params(plan, key.arm)
     data = arm_data(splits, key.protocol)
     digest = config_hash({
@@ -169,7 +172,7 @@ def run_cell(key: CellKey, splits: Splits, plan: BenchPlan, test_ids: set[str]) 
     if plan.report_only:
         return {"status": "missing", "error": "not computed yet (report_only)", "protocol": key.protocol,
                 "arm": key.arm, "budget": key.budget, "seed": key.seed, "resumed": True}
-    record = _execute(key, data, splits, params, plan, test_ids)
+    record = _execute(key, data, splits, params, plan, test_ids, pool)
     record.update(hash=digest, protocol=key.protocol, arm=key.arm, budget=key.budget, seed=key.seed,
                   n_per_class=per_class(splits.labelled))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -179,10 +182,14 @@ def run_cell(key: CellKey, splits: Splits, plan: BenchPlan, test_ids: set[str]) 
     return {**record, "resumed": False}
 
 
-def _execute(key: CellKey, data: ArmData, splits: Splits, params: dict, plan: BenchPlan, test_ids: set[str]) -> dict:
+def _execute(
+    key: CellKey, data: ArmData, splits: Splits, params: dict, plan: BenchPlan, test_ids: set[str],
+    pool: ImageSet | None,
+) -> dict:
     fn = arm_registry.resolve(key.arm)
     cache = arm_registry.GeneratorCache(plan.cache_dir) if plan.cache_dir else None
-    cfg = arm_registry.ArmConfig(key.arm, params, plan.train, cache, plan.all_arm_params, plan.progress)
+    oracle = LabelOracle(data, pool) if pool is not None and data.unlabelled is not None else None
+    cfg = arm_registry.ArmConfig(key.arm, params, plan.train, cache, plan.all_arm_params, plan.progress, oracle)
     t0 = time.perf_counter()
     try:
         out = fn(data, key.budget, key.seed, cfg)
@@ -192,9 +199,13 @@ def _execute(key: CellKey, data: ArmData, splits: Splits, params: dict, plan: Be
         log.error("arm %s failed at %s seed %d: %s", key.arm, budget_key(key.budget), key.seed, exc)
         return {"status": "failed", "error": f"{type(exc).__name__}: {exc}",
                 "traceback": traceback.format_exc(limit=5)}
-    protocol_record = check_seen(key.arm, data, out.seen, test_ids)
+    seen = dict(out.seen)
+    if oracle is not None and oracle.queried:
+        seen["label oracle"] = oracle.queried
+    protocol_record = check_seen(key.arm, data, seen, test_ids)
     acc = accuracy(out.model, splits.test)
-    n_lab = out.n_labelled if out.n_labelled is not None else len(data.labelled)
+    queried = len(oracle.queried) if oracle is not None else 0
+    n_lab = out.n_labelled if out.n_labelled is not None else len(data.labelled) + queried
     return {"status": "ok", "accuracy": acc, "seconds": round(time.perf_counter() - t0, 2),
             "labelled_used": n_lab, "meta": out.meta, "protocol_check": protocol_record}
 
