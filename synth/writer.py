@@ -207,6 +207,9 @@ class DatasetWriter:
         images = np.stack([decode_png((self.out / paths[i]).read_bytes()) for i in keep])
         save_class_grid(self.out / "samples_grid.png", images, labels[keep], self.class_names)
 
+    def has_run_metadata(self, name: str) -> bool:
+        return (self.out / "runs" / f"{name}.json").exists()
+
     def write_run_metadata(self, name: str, meta: Mapping[str, Any]) -> None:
         _atomic_write(self.out / "runs" / f"{name}.json", json.dumps(meta, indent=1, default=str).encode())
 

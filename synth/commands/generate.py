@@ -8,14 +8,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from omegaconf import DictConfig, OmegaConf
-from tqdm.auto import tqdm
 
 from generators.base import Generator
+from synth.chunk_pool import ChunkJob, write_chunks
 from synth.config import build, load_splits, to_container
 from synth.errors import CheckpointError, ConfigError
-from synth.seeding import sample_seeds
 from synth.writer import DatasetWriter, Plan, config_hash
 
 log = logging.getLogger("synth.generate")
@@ -70,41 +68,46 @@ def run(cfg: DictConfig) -> GenerateResult:
     if len(todo) < len(mine):
         log.info("resuming %s: %d of %d chunks already written", cfg.out_dir, len(mine) - len(todo), len(mine))
     gen = get_generator(cfg, splits) if todo else None
-    written = _write_chunks(gen, writer, plan, todo, int(cfg.seed), bool(cfg.progress))
+    t_write = time.perf_counter()
+    written = write_chunks(ChunkJob(gen, writer, plan, int(cfg.seed)), todo, num_workers=int(cfg.get("num_workers", 1)),
+                           progress=bool(cfg.progress)) if todo else 0
+    write_seconds = time.perf_counter() - t_write
     complete = writer.finalize(plan)
     seconds = time.perf_counter() - t0
-    _record_run(writer, cfg, digest, written, seconds, gen)
+    _record_run(writer, cfg, digest, written, seconds, gen, write_seconds, plan, mine)
     rate = written / seconds if seconds > 0 else 0.0
     state = "complete" if complete else f"shard {cfg.shard_index}/{cfg.num_shards} done, other shards pending"
     print(f"synth generate: wrote {written} images in {seconds:.1f}s ({rate:.0f} img/s) to {cfg.out_dir} [{state}]")
     return GenerateResult(Path(cfg.out_dir), written, len(mine) - len(todo), complete, seconds)
 
 
-def _write_chunks(gen: Generator | None, writer: DatasetWriter, plan: Plan, todo: list[int], seed: int, progress: bool) -> int:
-    total = sum(plan.chunk_range(c)[1] - plan.chunk_range(c)[0] for c in todo)
-    written = 0
-    with tqdm(total=total, desc="generate", unit="img", disable=not progress) as bar:
-        for chunk in todo:
-            start, stop = plan.chunk_range(chunk)
-            samples = gen.sample(labels=plan.labels[start:stop], seed=seed, start_index=start)
-            writer.write_chunk(chunk, start, samples, sample_seeds(seed, np.arange(start, stop)))
-            written += stop - start
-            bar.update(stop - start)
-    return written
+def _record_run(
+    writer: DatasetWriter, cfg: DictConfig, digest: str, written: int, seconds: float, gen,
+    write_seconds: float, plan: Plan, mine: list[int],
+) -> None:
+    """Write runs/shard-<k>-of-<n>.json: this shard's done-marker, written after all its chunks.
 
+    A rerun that found every chunk of the shard done keeps the first run's record.
+    """
+    from importlib.metadata import PackageNotFoundError, version
 
-def _record_run(writer: DatasetWriter, cfg: DictConfig, digest: str, written: int, seconds: float, gen) -> None:
-    import synth
-
-    versions = {"synth": synth.__version__, "python": platform.python_version()}
-    for mod in ("torch", "numpy", "albumentations", "cv2", "diffusers"):
+    name = f"shard-{cfg.shard_index}-of-{cfg.num_shards}"
+    if written == 0 and writer.has_run_metadata(name):
+        return
+    versions = {"python": platform.python_version()}
+    # Distribution metadata, not imports: importing diffusers just to read its version costs seconds.
+    for dist in ("synth", "torch", "numpy", "albumentations", "opencv-python-headless", "diffusers"):
         try:
-            versions[mod] = __import__(mod).__version__
-        except ImportError:
+            versions[dist] = version(dist)
+        except PackageNotFoundError:
             pass
     writer.write_run_metadata(
-        f"shard-{cfg.shard_index}-of-{cfg.num_shards}",
+        name,
         {
+            "done": True, "shard_index": int(cfg.shard_index), "num_shards": int(cfg.num_shards),
+            "chunks": mine, "n_chunks": plan.n_chunks, "class_names": list(writer.class_names),
+            "num_workers": int(cfg.get("num_workers", 1)), "write_seconds": round(write_seconds, 3),
+            "write_images_per_second": round(written / write_seconds, 1) if write_seconds > 0 and written else None,
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": round(seconds, 3),
             "written": written, "images_per_second": round(written / seconds, 1) if seconds else None,
             "config_hash": digest, "versions": versions, "host": platform.node(),
