@@ -233,7 +233,12 @@ def _policies(space: SearchSpace, seed: int, working_size: int) -> list[Recipe]:
     return [Recipe(policy=p) for p in pols if not p.is_none]
 
 
-def _source_recipes(space: SearchSpace, base: Recipe, has_pool: bool, available: list[str]) -> list[Recipe]:
+def _source_recipes(space: SearchSpace, bases: Sequence[Recipe], has_pool: bool, available: list[str]) -> list[Recipe]:
+    """Each source on top of each base recipe (the incumbent, and the runner-up augmentation)."""
+    return [r for base in bases for r in _sources_on(space, base, has_pool, available)]
+
+
+def _sources_on(space: SearchSpace, base: Recipe, has_pool: bool, available: list[str]) -> list[Recipe]:
     out = []
     for src in space.sources:
         if src not in available or (src == "pseudo_label" and not has_pool):
@@ -249,6 +254,13 @@ def _source_recipes(space: SearchSpace, base: Recipe, has_pool: bool, available:
         else:
             out.append(base.with_(source=src, source_config=cfg, synthetic_share=space.shares[0]))
     return out
+
+
+def _best_policy(trials: Sequence[Trial], stage: str, incumbent: Trial) -> Trial | None:
+    """The best complete trial of `stage` if it is not the incumbent (a base worth stacking a source on)."""
+    done = [t for t in trials if t.stage == stage and t.complete]
+    best = max(done, key=lambda t: t.mean, default=None)
+    return None if best is None or best is incumbent else best
 
 
 def _mix_recipes(space: SearchSpace, inc: Recipe) -> list[Recipe]:
@@ -296,7 +308,11 @@ def search_recipe(
     working_size = max(32, labelled.image_shape[0])
     inc, contributions["augmentation"] = s.stage("augmentation", nothing, _policies(space, seed, working_size), min_gain)
     has_pool = unlabelled is not None and len(unlabelled) > 0
-    srcs = _source_recipes(space, inc.recipe, has_pool, available())
+    bases = [inc.recipe]
+    runner_up = _best_policy(s.trials, "augmentation", inc)
+    if runner_up is not None and has_pool:  # pseudo-labels gain most with an augmented teacher
+        bases.append(runner_up.recipe)
+    srcs = _source_recipes(space, bases, has_pool, available())
     inc, contributions["source"] = s.stage("source", inc, srcs, min_gain)
     inc, contributions["mix"] = s.stage("mix", inc, _mix_recipes(space, inc.recipe), min_gain)
     ssl_ok = space.ssl if space.ssl is not None else (has_pool and _ssl_module_available())
