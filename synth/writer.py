@@ -23,7 +23,8 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,9 @@ IDENTITY_FILE = "synth_dataset.json"
 MANIFEST_FILE = "manifest.parquet"
 #: Score columns that `synth score` fills; present (null) from the start so readers can rely on them.
 SCORE_COLUMNS = ("score_realism", "score_novelty", "score_label_consistency", "score_gap")
-_OWNED = (IDENTITY_FILE, "config.yaml", "images", "parts", MANIFEST_FILE, "samples_grid.png", "runs", ".hydra")
+_OWNED = (IDENTITY_FILE, "config.yaml", "images", "parts", MANIFEST_FILE, "samples_grid.png", "runs", ".hydra", "wds")
+#: Held (flock) while a process prepares or merges, so concurrent shards never clear each other's work.
+LOCK_FILE = ".synth.lock"
 
 MANIFEST_SCHEMA = pa.schema(
     [
@@ -115,10 +118,18 @@ class DatasetWriter:
 
     # ------------------------------------------------------------------ set-up
     def prepare(self, config_yaml: str) -> None:
-        """Create the directory, or accept it for resuming; refuse anything else."""
+        """Create the directory, or accept it for resuming; refuse anything else.
+
+        Runs under the directory lock: two shards starting at once on a fresh directory would
+        otherwise both see "no identity file" and the second would clear the first's chunks.
+        """
         self.out.mkdir(parents=True, exist_ok=True)
+        with dir_lock(self.out):
+            self._prepare_locked(config_yaml)
+
+    def _prepare_locked(self, config_yaml: str) -> None:
         ident = self.out / IDENTITY_FILE
-        foreign = sorted(p.name for p in self.out.iterdir() if p.name not in _OWNED and p.suffix != ".tmp")
+        foreign = sorted(p.name for p in self.out.iterdir() if p.name not in (*_OWNED, LOCK_FILE) and p.suffix != ".tmp")
         if foreign:
             raise DataError(
                 f"output directory {self.out} holds files synth did not write ({', '.join(foreign[:3])}); "
@@ -185,7 +196,15 @@ class DatasetWriter:
 
     # ------------------------------------------------------------------ finish
     def finalize(self, plan: Plan) -> bool:
-        """Merge parts into manifest.parquet and draw the grid once every chunk is done."""
+        """Merge parts into manifest.parquet and draw the grid once every chunk is done.
+
+        Every shard calls this after its own chunks, so whichever finishes last merges; the
+        lock keeps two shards finishing together from removing each other's temporary files.
+        """
+        with dir_lock(self.out):
+            return self._finalize_locked(plan)
+
+    def _finalize_locked(self, plan: Plan) -> bool:
         missing = [c for c in range(plan.n_chunks) if not self.is_done(c)]
         if missing:
             return False
@@ -212,6 +231,25 @@ class DatasetWriter:
 
     def write_run_metadata(self, name: str, meta: Mapping[str, Any]) -> None:
         _atomic_write(self.out / "runs" / f"{name}.json", json.dumps(meta, indent=1, default=str).encode())
+
+
+@contextmanager
+def dir_lock(directory: Path) -> Iterator[None]:
+    """An exclusive advisory lock on `directory` (flock; released by the OS if the holder dies).
+
+    Without fcntl (Windows) this is a no-op: run shards of one output one after another there.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(directory / LOCK_FILE, "a+b") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _tmp_name(path: Path) -> Path:

@@ -1,0 +1,133 @@
+"""Scale-out: local worker processes, sharded Hydra multiruns, kill/resume of one shard, WebDataset.
+
+The equality checks compare every file of the output (images, manifest, grid, config)
+byte for byte; run metadata (runs/) and Hydra's own folder are allowed to differ.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from hydra import compose, initialize_config_dir
+
+from synth.commands import generate
+from tests.conftest import CONF, REPO
+
+SMALL = ("n_per_class=12", "chunk_size=8", "progress=false")
+
+
+def cfg_for(*overrides: str):
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        return compose("generate", overrides=list(overrides))
+
+
+def content(out: Path) -> dict[str, str]:
+    """sha256 of every content file (run metadata, Hydra's folder and the lock file aside)."""
+    skip = ("runs", ".hydra", ".synth.lock")
+    return {
+        p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and p.relative_to(out).parts[0] not in skip
+    }
+
+
+def cli(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "synth.cli", "generate", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="module")
+def unsharded(tmp_path_factory) -> dict[str, str]:
+    out = tmp_path_factory.mktemp("unsharded") / "out"
+    generate.run(cfg_for(f"out_dir={out}", *SMALL))
+    digest = content(out)
+    assert "manifest.parquet" in digest and sum(k.startswith("images/") for k in digest) == 120
+    return digest
+
+
+def test_num_workers_output_equals_one_worker(tmp_path, unsharded):
+    result = generate.run(cfg_for(f"out_dir={tmp_path / 'out'}", "num_workers=2", *SMALL))
+    assert result.complete and result.written == 120
+    assert content(tmp_path / "out") == unsharded
+
+
+def test_two_shard_joblib_multirun_equals_unsharded_and_rerun_skips(tmp_path, unsharded):
+    out = tmp_path / "out"
+    args = ("--multirun", "shard_index=0,1", "num_shards=2", "hydra/launcher=joblib", f"out_dir={out}", *SMALL)
+    proc = cli(*args)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert content(out) == unsharded
+    markers = {p.name: json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))}
+    assert set(markers) == {"shard-0-of-2.json", "shard-1-of-2.json"}
+    assert all(m["done"] and m["written"] > 0 for m in markers.values())
+    assert sorted(markers["shard-0-of-2.json"]["chunks"] + markers["shard-1-of-2.json"]["chunks"]) == list(range(15))
+
+    again = cli(*args)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stdout.count("wrote 0 images") == 2  # both shards found their chunks done
+    assert {p.name: json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))} == markers
+    assert content(out) == unsharded
+
+
+@pytest.mark.slow  # ~10 s idle, 45 s on the shared 2-core machine; test_generate.py covers resume by default
+def test_shard_killed_mid_run_completes_on_rerun(tmp_path):
+    """SIGKILL shard 1 after its first committed chunk; rerunning it gives the unsharded bytes."""
+    many = ("n_per_class=40", "chunk_size=4", "progress=false")  # 100 chunks: time to kill mid-way
+    out = tmp_path / "out"
+    generate.run(cfg_for(f"out_dir={out}", "shard_index=0", "num_shards=2", *many))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "synth.cli", "generate", "shard_index=1", "num_shards=2", f"out_dir={out}", *many],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not any(int(p.stem.split("-")[1]) % 2 for p in (out / "parts").glob("chunk-*.parquet")):
+        assert proc.poll() is None, "shard finished before it could be killed"
+        assert time.monotonic() < deadline, "shard 1 never committed a chunk"
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "manifest.parquet").exists() and not (out / "runs" / "shard-1-of-2.json").exists()
+    done_odd = sum(int(p.stem.split("-")[1]) % 2 for p in (out / "parts").glob("chunk-*.parquet"))
+    assert 0 < done_odd < 50, f"expected a partial shard, found {done_odd} of 50 chunks"
+
+    rerun = cli("shard_index=1", "num_shards=2", f"out_dir={out}", *many)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "[complete]" in rerun.stdout  # the last shard to finish merges
+    reference = tmp_path / "reference"
+    generate.run(cfg_for(f"out_dir={reference}", *many))
+    assert content(out) == content(reference)
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_concurrent_prepare_on_a_fresh_directory_keeps_both_shards(tmp_path, unsharded):
+    """Two shards started at the same instant: neither may clear the other's work."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    out = tmp_path / "out"
+    with ProcessPoolExecutor(2, mp_context=mp.get_context("fork")) as pool:
+        results = list(pool.map(_run_shard, [(str(out), 0), (str(out), 1)]))
+    assert sorted(results) == [False, True] or results == [True, True]
+    assert content(out) == unsharded
+
+
+def _run_shard(arg: tuple[str, int]) -> bool:
+    out, shard = arg
+    return generate.run(cfg_for(f"out_dir={out}", f"shard_index={shard}", "num_shards=2", *SMALL)).complete
+
+
+def test_manifest_rows_follow_sample_index(tmp_path):
+    generate.run(cfg_for(f"out_dir={tmp_path / 'out'}", "num_workers=2", *SMALL))
+    table = pq.read_table(tmp_path / "out" / "manifest.parquet")
+    assert np.array_equal(np.asarray(table.column("index")), np.arange(120))
