@@ -140,6 +140,19 @@ def test_oracle_refuses_ids_outside_the_pool(digits_splits, digits_source):
     assert oracle.queried == ids
 
 
+def test_combined_arm_with_the_mixers_tuner(tmp_path, digits_source):
+    combined = {"tuner": "mixing", "source": "aug_offline", "augment": "light",
+                "augment_params": {"working_size": 16}, "k": 2, "cv_steps": 5, "ratios": [0.0, 1.0]}
+    arms = {"real": {}, "aug_offline": OFFLINE, "combined": combined}
+    p = plan(tmp_path, {"real": {}, "combined": combined}, budgets=[2], seeds=[0])
+    p.all_arm_params = arms
+    cells, _ = run_grid(digits_source, p)
+    cell = next(c for c in cells if c["arm"] == "combined")
+    assert cell["status"] == "ok", cell.get("error")
+    assert len(cell["meta"]["tuning"]["candidates"]) == 4  # ratio {0, 1} x augment {off, on}
+    assert cell["protocol_check"]["components"]["generator:aug_offline"]["labelled_seen"] == 20
+
+
 def test_unregistered_generator_makes_an_arm_unavailable():
     why = arm_registry.availability("diffusion", {"generator": "no_such_generator"})
     assert why and "no_such_generator" in why

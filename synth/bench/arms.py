@@ -189,11 +189,19 @@ def fit_generator(name: str, kwargs: dict[str, Any], data: ArmData) -> tuple[Gen
 
 def synthetic_set(gen: Generator, labelled: ImageSet, params: Mapping[str, Any], seed: int) -> ImageSet:
     """`synthetic_per_real` samples per labelled image of each class (capped), as an ImageSet."""
+    return synthetic_with_parents(gen, labelled, params, seed)[0]
+
+
+def synthetic_with_parents(
+    gen: Generator, labelled: ImageSet, params: Mapping[str, Any], seed: int
+) -> tuple[ImageSet, np.ndarray]:
+    """Like `synthetic_set`, plus each sample's parent real id ("" where none)."""
     per_class = int(np.ceil(float(params.get("synthetic_per_real", 10)) * labelled.class_counts().max()))
     per_class = max(1, min(per_class, int(params.get("max_synthetic_per_class", 500))))
     samples: Samples = gen.sample(per_class, seed=seed)
     ids = [f"syn-{i:06d}" for i in range(len(samples))]
-    return ImageSet.build(samples.images, samples.labels, ids, labelled.class_names)
+    parents = np.asarray(["" if p is None else str(p) for p in samples.parent_ids], dtype=str)
+    return ImageSet.build(samples.images, samples.labels, ids, labelled.class_names), parents
 
 
 def obtain_generator(

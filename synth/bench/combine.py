@@ -23,6 +23,7 @@ from synth.bench.arms import (
     obtain_generator,
     online_augmenter,
     synthetic_set,
+    synthetic_with_parents,
 )
 from synth.bench.protocol import ArmData
 from synth.cv import cross_validate
@@ -73,6 +74,8 @@ def _train(cand: dict, labelled: ImageSet, syn: ImageSet | None, cfg, seed: int)
 
 
 def choose_and_train(data: ArmData, budget: Any, seed: int, cfg: ArmConfig) -> ArmOutput:
+    if cfg.params.get("tuner", "cv") == "mixing":
+        return tune_with_mixer(data, budget, seed, cfg)
     params = cfg.params
     cands, dropped = usable_candidates(params, cfg.arms)
     cv_train = replace(cfg.train, steps=int(params.get("cv_steps", max(1, cfg.train.steps // 2))))
@@ -100,3 +103,40 @@ def choose_and_train(data: ArmData, budget: Any, seed: int, cfg: ArmConfig) -> A
     meta = {"chosen": chosen, "selection": how, "cv_scores": scores, "dropped_candidates": dropped,
             "synthetic": 0 if syn is None else len(syn), **({"generator": info} if info else {})}
     return ArmOutput(model, meta, {"cv+final generators": sorted(seen)} if seen else {})
+
+
+def tune_with_mixer(data: ArmData, budget: Any, seed: int, cfg: ArmConfig) -> ArmOutput:
+    """`tuner: mixing`: synth.mixing.tune_mix picks ratio x online augmentation for one `source`.
+
+    The source's generator is fitted once on the arm's data; tune_mix drops, per fold, the
+    samples derived from validation images (exact for procedural sources; a learned
+    generator still saw the fold's images, which makes its CV score optimistic).
+    """
+    from synth.mixing.sources import SyntheticData
+    from synth.mixing.tuning import tune_mix
+
+    params = cfg.params
+    src = params.get("source")
+    if src not in cfg.arms:
+        raise ConfigError(f"bench.arms.{cfg.name}.source must name a generator arm, got {src!r}")
+    src_params = cfg.arms[src]
+    gen, info = obtain_generator(src, src_params, data, budget, seed, replace(cfg, name=src, params=src_params))
+    syn, parents = synthetic_with_parents(gen, data.labelled, src_params, seed)
+    augment = online_augmenter(params)
+    k = min(int(params.get("k", 3)), int(data.labelled.class_counts().min()))
+    cv_train = replace(cfg.train, steps=int(params.get("cv_steps", max(1, cfg.train.steps // 2))))
+    if k >= 2:
+        result = tune_mix(data.labelled, SyntheticData(syn, parent_ids=parents, origin=src),
+                          ratios=list(params.get("ratios", [0.0, 0.5, 1.0])), augment=augment,
+                          train_cfg=cv_train, k=k, seed=seed, progress=False)
+        best, table = result.best, result.to_dict()
+    else:
+        from synth.mixing.tuning import Candidate
+
+        best, table = Candidate(0.0, None, augment is not None), {"note": "not tuned: < 2 labelled images per class"}
+    use_syn = syn if best.ratio > 0 else None
+    model = train_classifier(data.labelled, cfg.train, seed=seed, augment=augment if best.augment else None,
+                             synthetic=use_syn, mix={"ratio": best.ratio})
+    meta = {"tuner": "synth.mixing.tune_mix", "source": src, "chosen": {"ratio": best.ratio, "augment": best.augment},
+            "tuning": table, "generator": info}
+    return ArmOutput(model, meta, {f"generator:{src}": list(gen.seen_ids)})
