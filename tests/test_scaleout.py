@@ -131,3 +131,49 @@ def test_manifest_rows_follow_sample_index(tmp_path):
     generate.run(cfg_for(f"out_dir={tmp_path / 'out'}", "num_workers=2", *SMALL))
     table = pq.read_table(tmp_path / "out" / "manifest.parquet")
     assert np.array_equal(np.asarray(table.column("index")), np.arange(120))
+
+
+def merge_cfg(out: Path, *overrides: str):
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        return compose("merge", overrides=[f"out_dir={out}", *overrides])
+
+
+def test_merge_unions_shards_and_names_missing_ones(tmp_path, unsharded):
+    from synth.commands import merge
+    from synth.errors import DataError
+
+    out = tmp_path / "out"
+    generate.run(cfg_for(f"out_dir={out}", "shard_index=1", "num_shards=3", *SMALL))
+    with pytest.raises(DataError, match=r"shard_index in \[0, 2\]"):
+        merge.run(merge_cfg(out))
+    for shard in (0, 2):
+        generate.run(cfg_for(f"out_dir={out}", f"shard_index={shard}", "num_shards=3", *SMALL))
+    (out / "manifest.parquet").unlink()
+    (out / "samples_grid.png").unlink()
+    assert merge.run(merge_cfg(out))
+    assert content(out) == unsharded
+
+
+def test_webdataset_round_trip_is_deterministic(tmp_path):
+    from synth.commands import merge
+    from synth.viz import decode_png
+    from synth.webdataset_io import iter_webdataset, shard_paths, webdataset_iterable
+
+    out = tmp_path / "out"
+    generate.run(cfg_for(f"out_dir={out}", "webdataset=true", *SMALL))
+    table = pq.read_table(out / "manifest.parquet").to_pylist()
+    samples = list(iter_webdataset(out))
+    assert [s.sample_id for s in samples] == [r["sample_id"] for r in table]
+    assert [s.label for s in samples] == [r["label"] for r in table]
+    assert all(s.is_synthetic for s in samples)
+    for s, row in zip(samples[:20], table[:20], strict=True):
+        assert s.image.dtype == np.uint8 and np.array_equal(s.image, decode_png((out / row["path"]).read_bytes()))
+
+    before = {p.name: p.read_bytes() for p in shard_paths(out)}
+    merge.run(merge_cfg(out, "webdataset=true", "wds_maxcount=50"))  # rewrite in 3 shards of <= 50
+    assert [p.name for p in shard_paths(out)] == ["shard-000000.tar", "shard-000001.tar", "shard-000002.tar"]
+    merge.run(merge_cfg(out, "webdataset=true"))
+    assert {p.name: p.read_bytes() for p in shard_paths(out)} == before  # same dataset, same tar bytes
+
+    image, label, sample_id, synthetic = next(iter(webdataset_iterable(out)))
+    assert image.shape == (8, 8, 1) and (label, sample_id, synthetic) == (0, "s00000000", True)

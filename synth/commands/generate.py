@@ -14,12 +14,13 @@ from generators.base import Generator
 from synth.chunk_pool import ChunkJob, write_chunks
 from synth.config import build, load_splits, to_container
 from synth.errors import CheckpointError, ConfigError
+from synth.webdataset_io import WDS_DIR, write_webdataset
 from synth.writer import DatasetWriter, Plan, config_hash
 
 log = logging.getLogger("synth.generate")
 
 #: Keys that change how a run executes, not what it writes: excluded from the content hash.
-EXECUTION_KEYS = ("out_dir", "overwrite", "shard_index", "num_shards", "progress", "num_workers")
+EXECUTION_KEYS = ("out_dir", "overwrite", "shard_index", "num_shards", "progress", "num_workers", "webdataset")
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,8 @@ def run(cfg: DictConfig) -> GenerateResult:
                            progress=bool(cfg.progress)) if todo else 0
     write_seconds = time.perf_counter() - t_write
     complete = writer.finalize(plan)
+    if complete and cfg.get("webdataset") and (written or not (writer.out / WDS_DIR).is_dir()):
+        write_webdataset(writer.out)
     seconds = time.perf_counter() - t0
     _record_run(writer, cfg, digest, written, seconds, gen, write_seconds, plan, mine)
     rate = written / seconds if seconds > 0 else 0.0
