@@ -256,6 +256,7 @@ def plot(r: dict[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     protos = list(r["results"])
     fig, axes = plt.subplots(1, len(protos), figsize=(6.2 * len(protos), 4.4), squeeze=False, sharey=True)
@@ -269,6 +270,9 @@ def plot(r: dict[str, Any], path: Path) -> None:
                             color=line.get_color(), alpha=0.15)
         ax.axhline(r["target"]["accuracy"], color="k", ls="--", lw=1, label=f"target {r['target']['accuracy']:.3f}")
         ax.set_xscale("log")
+        ticks = [n for n in r["n_per_class"] if n is not None and np.isfinite(n)]
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.set_xticks(ticks, [f"{n:g}" if float(n).is_integer() else f"{n:.0f}" for n in ticks])
         ax.set_xlabel("labelled images per class")
         ax.set_title(f"{r['meta'].get('dataset', '')} — {p}")
         ax.grid(alpha=0.3, which="both")
