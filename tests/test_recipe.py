@@ -20,6 +20,7 @@ from synth.recipe import (
     load_recipe,
     rand_policy,
     search_recipe,
+    train_with,
     write_report,
 )
 from synth.training import TrainConfig, accuracy
@@ -114,6 +115,8 @@ def test_report_yaml_reruns_and_json_holds_the_evidence(small, tmp_path):
     rerun = evaluate_recipes(small, [loaded], k_folds=2, train_cfg=TINY_TRAIN)
     assert rerun.recipe.is_nothing  # the blanking recipe does not beat real only when re-scored
     assert np.allclose(rerun.trials[1].scores, result.trials[1].scores)  # same folds and seeds
+    blanked = train_with(loaded, small, seed=0, cfg=TINY_TRAIN)
+    assert accuracy(blanked, small) < 0.5  # the loaded recipe really trains with its (label-destroying) policy
 
 
 def test_recommend_command_writes_a_recipe_that_reruns(tmp_path, capsys):

@@ -7,7 +7,7 @@ See docs/recipe.md.
 """
 
 from synth.recipe.policy import AugPolicy, preset, rand_policy, sample_policies
-from synth.recipe.recipe import Recipe
+from synth.recipe.recipe import Recipe, train_with
 from synth.recipe.report import load_recipe, write_report
 from synth.recipe.search import (
     RecipeResult,
@@ -20,5 +20,5 @@ from synth.recipe.search import (
 
 __all__ = [
     "AugPolicy", "Recipe", "RecipeResult", "SearchBudget", "SearchSpace", "Trial", "evaluate_recipes", "load_recipe", "preset",
-    "rand_policy", "sample_policies", "search_recipe", "write_report",
+    "rand_policy", "sample_policies", "search_recipe", "train_with", "write_report",
 ]

@@ -119,6 +119,14 @@ class TrainContext:
     notes: list[str] = field(default_factory=list)
 
 
+def train_with(
+    recipe: Recipe, labelled: ImageSet, unlabelled: ImageSet | None = None, seed: int = 0,
+    cfg: TrainConfig | None = None,
+) -> nn.Module:
+    """Train the classifier a recipe prescribes on the whole labelled budget (+ pool)."""
+    return fit_and_train(recipe, labelled, unlabelled, seed, TrainContext(train_cfg=cfg or TrainConfig()))
+
+
 def fit_and_train(
     recipe: Recipe, labelled: ImageSet, unlabelled: ImageSet | None, seed: int, ctx: TrainContext,
     fold: int | None = None,

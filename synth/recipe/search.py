@@ -27,7 +27,7 @@ from synth.cv import stratified_folds
 from synth.data.imageset import ImageSet
 from synth.errors import ConfigError, SynthError
 from synth.recipe.policy import AugPolicy, preset, sample_policies
-from synth.recipe.recipe import Recipe, TrainContext, fit_and_train
+from synth.recipe.recipe import Recipe, TrainContext, fit_and_train, train_with
 from synth.seeding import rng_for
 from synth.training import TrainConfig, accuracy
 
@@ -141,9 +141,11 @@ class RecipeResult:
     def train_final(
         self, labelled: ImageSet, unlabelled: ImageSet | None = None, seed: int = 0, cfg: TrainConfig | None = None,
     ) -> nn.Module:
-        """Train the classifier the recipe prescribes on the whole labelled budget (+ pool)."""
-        ctx = TrainContext(train_cfg=cfg or TrainConfig())
-        return fit_and_train(self.recipe, labelled, unlabelled, seed, ctx)
+        """Train the classifier the recipe prescribes on the whole labelled budget (+ pool).
+
+        `cfg` defaults to the full-size TrainConfig (the search trained smaller models).
+        """
+        return train_with(self.recipe, labelled, unlabelled, seed, cfg)
 
     def to_dict(self) -> dict[str, Any]:
         base = self.baseline
