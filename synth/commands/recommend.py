@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from synth.config import load_splits
@@ -63,6 +64,8 @@ def summary(result: RecipeResult) -> str:
 
 
 def run(cfg: DictConfig) -> RecipeResult:
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
     _, splits = load_splits(cfg)  # the test split is loaded by the source but never passed on
     pool = _pool(cfg, splits.unlabelled)
     search = cfg.search
