@@ -13,6 +13,7 @@ generator, seed, is_synthetic).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ import numpy as np
 
 from synth.errors import DataError
 from synth.viz import decode_png
-from synth.writer import read_manifest
+from synth.writer import dir_lock, read_manifest
 
 WDS_DIR = "wds"
 PATTERN = "shard-%06d.tar"
@@ -42,11 +43,17 @@ def write_webdataset(out_dir: str | Path, *, maxcount: int = 10_000) -> list[Pat
     Written into a temporary folder and renamed into place, so a killed write leaves either
     the previous tars or none, never a truncated set.
     """
-    import webdataset as wds
 
     out = Path(out_dir)
+    with dir_lock(out):  # two shards finishing together would otherwise swap folders under each other
+        return _write_locked(out, maxcount)
+
+
+def _write_locked(out: Path, maxcount: int) -> list[Path]:
+    import webdataset as wds
+
     manifest = read_manifest(out).to_pylist()
-    final, tmp = out / WDS_DIR, out / f"{WDS_DIR}.partial.tmp"
+    final, tmp = out / WDS_DIR, out / f"{WDS_DIR}.partial.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     with wds.ShardWriter(str(tmp / PATTERN), maxcount=maxcount, verbose=0, mtime=0.0, user="synth", group="synth") as sink:

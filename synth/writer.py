@@ -214,7 +214,8 @@ class DatasetWriter:
         tmp.replace(self.out / MANIFEST_FILE)
         self._grid(table)
         for stale in [*(self.out / "parts").glob("*.tmp"), *self.out.glob("*.tmp")]:
-            stale.unlink(missing_ok=True)  # parts half-written by a killed run; every chunk is done now
+            # parts (or a WebDataset folder) half-written by a killed run; every chunk is done now
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink(missing_ok=True)
         return True
 
     def _grid(self, table: pa.Table) -> None:
