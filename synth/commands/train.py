@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import DictConfig
 
 from synth.config import build, load_splits, to_container
@@ -25,6 +26,8 @@ MODES = ("train", "cv", "tune")
 def run(cfg: DictConfig) -> float:
     """Returns the number a sweep optimises: CV accuracy (mode=cv/tune) or test accuracy (train)."""
     t0 = time.perf_counter()
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
     if cfg.mode not in MODES:
         raise ConfigError(f"mode must be one of {MODES}, got {cfg.mode!r}")
     _, splits = load_splits(cfg)
