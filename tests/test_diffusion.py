@@ -17,7 +17,7 @@ from generators import Generator
 from generators.diffusion import DiffusionGenerator, Img2ImgGenerator
 from generators.diffusion.memorisation import leave_one_out_reference, novelty_against
 from generators.diffusion.sampling import _guided_eps, ddim_scheduler, strength_start
-from generators.diffusion.train import Selection
+from generators.diffusion.train import Selection, random_affine
 from generators.diffusion.unet import Geometry
 from synth.data import ImageSet
 from synth.errors import CheckpointError, ConfigError
@@ -112,6 +112,22 @@ def test_resume_with_another_architecture_fails_clearly(tiny_labelled, tmp_path)
         tiny(train_steps=4, work_dir=str(tmp_path), block_out_channels=[8, 8]).fit(tiny_labelled)
 
 
+def test_random_affine_is_identity_at_zero_and_moves_pixels_otherwise():
+    x = torch.rand(4, 1, 8, 8) * 2 - 1
+    rng = np.random.default_rng(0)
+    torch.testing.assert_close(random_affine(x, rng), x, atol=1e-5, rtol=0)
+    moved = random_affine(x, rng, rotate=20, scale=0.1, translate=0.1)
+    assert moved.shape == x.shape and (moved - x).abs().mean() > 0.05
+
+
+def test_augment_config_is_validated_and_used_in_training(tiny_labelled):
+    with pytest.raises(ConfigError, match="augment"):
+        tiny(augment={"shear": 5})
+    plain = tiny(augment=None).fit(tiny_labelled)
+    jittered = tiny(augment={"rotate": 10, "scale": 0.08, "translate": 0.06}).fit(tiny_labelled)
+    assert not np.array_equal(plain.sample(1, seed=0).images, jittered.sample(1, seed=0).images)
+
+
 def test_selection_keeps_latest_novel_weights_and_counts_patience():
     model = torch.nn.Linear(1, 1)
     sel = Selection(min_novelty=0.8)
@@ -174,7 +190,7 @@ def test_cli_fit_then_generate_round_trip(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", list(sys.argv))  # the CLI rewrites sys.argv for Hydra
 
     ck, out = tmp_path / "ck", tmp_path / "ds"
-    overrides = [f"generator.{k}={json.dumps(v).replace(' ', '')}" for k, v in TINY["diffusion"].items() if k != "progress"]
+    overrides = [f"generator.{k}={json.dumps(v).replace(' ', '')}" for k, v in TINY["diffusion"].items() if k != "progress" and not isinstance(v, dict)]
     assert main(["fit", "generator=diffusion", "budget.n_per_class=3", f"out_dir={ck}", *overrides]) in (0, None)
     assert (ck / "unet" / "diffusion_pytorch_model.safetensors").is_file()
     assert main(["generate", "generator=diffusion", f"checkpoint={ck}", "budget.n_per_class=3", "n_per_class=2",

@@ -48,18 +48,19 @@ class DiffusionGenerator(Generator):
         pad_mode: str = "reflect",
         num_train_timesteps: int = 1000,
         beta_schedule: str = "squaredcos_cap_v2",
-        train_steps: int = 1500,
+        train_steps: int = 1000,
         batch_size: int = 64,
         lr: float = 1e-3,
         ema_decay: float = 0.995,
         label_dropout: float = 0.1,
+        augment: dict[str, float] | None = None,
         sample_steps: int = 25,
         guidance_scale: float = 2.0,
         eta: float = 0.0,
         sample_batch_size: int = 256,
         eval_every: int = 250,
         eval_per_class: int = 10,
-        eval_sample_steps: int = 10,
+        eval_sample_steps: int = 25,
         min_novelty: float | None = 0.8,
         patience: int = 2,
         checkpoint_every: int = 250,
@@ -71,6 +72,7 @@ class DiffusionGenerator(Generator):
         config["block_out_channels"] = [int(c) for c in block_out_channels]
         super().__init__(**config)
         self._validate()
+        self._augment_config()
         self._unet: UNet2DModel | None = None
         self._scheduler: DDPMScheduler | None = None
 
@@ -85,6 +87,15 @@ class DiffusionGenerator(Generator):
             raise ConfigError("guidance_scale > 1 needs label_dropout > 0 (the null class must be trained)")
         if c["eta"] != 0.0:
             raise ConfigError(f"generator.eta must be 0 (deterministic DDIM keeps per-sample seeding exact), got {c['eta']}")
+
+    def _augment_config(self) -> dict[str, float] | None:
+        aug = self.config["augment"]
+        if not aug:
+            return None
+        unknown = set(aug) - {"rotate", "scale", "translate"}
+        if unknown:
+            raise ConfigError(f"generator.augment takes rotate/scale/translate, got unknown key(s) {sorted(unknown)}")
+        return {k: float(v) for k, v in aug.items()}
 
     # ------------------------------------------------------------------ geometry
     @property
@@ -125,6 +136,7 @@ class DiffusionGenerator(Generator):
             eval_every=int(c["eval_every"]), min_novelty=None if c["min_novelty"] is None else float(c["min_novelty"]),
             patience=int(c["patience"]), checkpoint_every=int(c["checkpoint_every"]),
             work_dir=Path(c["work_dir"]) if c["work_dir"] else None, progress=bool(c["progress"]),
+            augment=self._augment_config(),
         )
 
         def eval_sampler(model: UNet2DModel, labs: np.ndarray, seeds: np.ndarray) -> np.ndarray:

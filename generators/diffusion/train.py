@@ -43,6 +43,7 @@ class TrainSettings:
     checkpoint_every: int
     work_dir: Path | None
     progress: bool
+    augment: dict[str, float] | None = None  # {rotate: deg, scale: +-fraction, translate: +-fraction}
 
 
 @dataclass
@@ -97,6 +98,8 @@ def train_unet(
         selection.below = meta.get("below", 0)
         log.info("resuming diffusion training from step %d in %s", meta["step"], settings.work_dir)
     start_step = int(meta["step"])
+    # every rank trains, evaluates and decides identically; only the main one writes files
+    writer = settings.work_dir is not None and accelerator.is_main_process
     model, opt = accelerator.prepare(unet, opt)
     x0 = x0.to(accelerator.device)
     labels_t = torch.from_numpy(np.asarray(labels, dtype=np.int64))
@@ -111,10 +114,10 @@ def train_unet(
             meta["losses"].append([done, round(loss, 5)])
             bar.set_postfix(loss=f"{loss:.4f}")
         if monitor is not None and settings.eval_every and (done % settings.eval_every == 0 or done == settings.steps):
-            _evaluate(monitor, sampler, ema, done, selection, meta, settings, class_names)
+            _evaluate(monitor, sampler, ema, done, selection, meta, settings if writer else None, class_names)
             bar.set_postfix(loss=f"{loss:.4f}", novelty=f"{meta['curve'][-1]['novelty']:.2f}")
             meta["stopped"] = selection.min_novelty is not None and selection.below >= settings.patience
-        if settings.work_dir is not None and (done % settings.checkpoint_every == 0 or done == settings.steps or meta["stopped"]):
+        if writer and (done % settings.checkpoint_every == 0 or done == settings.steps or meta["stopped"]):
             meta.update(below=selection.below, selected_step=selection.step, selected_novelty=selection.novelty)
             ckpt.save_state(settings.work_dir, accelerator.unwrap_model(model), ema, opt, meta)
     bar.close()
@@ -142,14 +145,35 @@ def _train_step(model, opt, accelerator, scheduler, x0, labels_t, null_class, se
     y[torch.from_numpy(rng.random(settings.batch_size) < settings.label_dropout)] = null_class
     t = torch.from_numpy(rng.integers(0, scheduler.config.num_train_timesteps, size=settings.batch_size))
     gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-    noise = torch.randn(x0[idx].shape, generator=gen).to(x0.device)
-    xt = scheduler.add_noise(x0[idx], noise, t)
+    batch = x0[idx]
+    if settings.augment:
+        batch = random_affine(batch, rng, **settings.augment)
+    noise = torch.randn(batch.shape, generator=gen).to(x0.device)
+    xt = scheduler.add_noise(batch, noise, t)
     model.train()
     loss = F.mse_loss(model(xt, t.to(x0.device), class_labels=y.to(x0.device)).sample, noise)
     opt.zero_grad(set_to_none=True)
     accelerator.backward(loss)
     opt.step()
     return float(loss.detach())
+
+
+def random_affine(x: torch.Tensor, rng: np.random.Generator, rotate: float = 0.0, scale: float = 0.0, translate: float = 0.0) -> torch.Tensor:
+    """Small random rotation/scale/shift per image (border padding), drawn from `rng`.
+
+    With a handful of images per class the UNet otherwise learns the images themselves;
+    jittering them makes it learn a neighbourhood around each, which delays memorisation.
+    """
+    n = len(x)
+    angle = np.deg2rad(rng.uniform(-rotate, rotate, n))
+    s = 1.0 + rng.uniform(-scale, scale, n)
+    shift = rng.uniform(-translate, translate, (n, 2)) * 2.0  # grid coordinates span [-1, 1]
+    theta = np.zeros((n, 2, 3), np.float32)
+    theta[:, 0, 0], theta[:, 0, 1] = np.cos(angle) / s, -np.sin(angle) / s
+    theta[:, 1, 0], theta[:, 1, 1] = np.sin(angle) / s, np.cos(angle) / s
+    theta[:, :, 2] = shift
+    grid = F.affine_grid(torch.from_numpy(theta).to(x.device), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 @torch.no_grad()
@@ -165,7 +189,7 @@ def _evaluate(monitor, sampler, ema, done, selection, meta, settings, class_name
     taken = selection.offer(done, novelty, ema)
     meta["curve"].append({"step": done, "novelty": round(novelty, 4)})
     log.info("step %d: novelty %.3f%s", done, novelty, " (selected)" if taken else "")
-    if settings.work_dir is not None:
+    if settings is not None and settings.work_dir is not None:
         save_class_grid(settings.work_dir / "grids" / f"step-{done:06d}.png", images, monitor.labels, class_names)
         if taken:
             ckpt.save_selected(settings.work_dir, ema)
