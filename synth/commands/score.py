@@ -25,6 +25,7 @@ from synth.scoring.features import (
 )
 from synth.scoring.filtering import accept_mask
 from synth.scoring.manifest import read_synthetic, write_scores
+from synth.scoring.per_sample import SCORES
 from synth.scoring.pipeline import ScoreResult, score_images
 from synth.scoring.report import build_report, write_all
 from synth.training import TrainConfig
@@ -74,6 +75,13 @@ def extractor_and_judge(cfg: DictConfig, train: ImageSet, seed: int) -> tuple[Ex
     raise ConfigError(f"scoring.kind must be 'train' or 'local', got {kind!r}")
 
 
+def _check_filter(cfg: DictConfig) -> None:
+    """Fail on a bad filter before minutes of scoring, not after."""
+    column = (cfg.get("filter") or {}).get("column")
+    if column and column.removeprefix("score_") not in (*SCORES, "copy"):
+        raise ConfigError(f"unknown score column {column!r} for filter.column; available: {', '.join(SCORES)}")
+
+
 def _filter(cfg: DictConfig, scores: dict[str, np.ndarray]) -> tuple[np.ndarray | None, dict | None]:
     f = cfg.get("filter") or {}
     if not f.get("column"):
@@ -99,6 +107,7 @@ def run(cfg: DictConfig) -> ScoreRun:
         import torch
 
         torch.set_num_threads(int(cfg.num_threads))  # multi-threaded torch on shared cores spins badly
+    _check_filter(cfg)
     seed = int(cfg.seed)
     _, splits = load_splits(cfg)
     synthetic, _ = read_synthetic(cfg.synthetic, splits.labelled.class_names)
