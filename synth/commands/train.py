@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from omegaconf import DictConfig
 
@@ -92,6 +93,14 @@ def _synthetic(cfg: DictConfig, labelled: ImageSet) -> SyntheticData | None:
     if not cfg.synthetic:
         return None
     data = load_synthetic(cfg.synthetic, labelled.class_names, labelled.image_shape)
+    if data.parent_ids is not None:
+        outside = np.unique(data.parent_ids[(data.parent_ids != "") & ~np.isin(data.parent_ids, labelled.ids)])
+        if len(outside):
+            log.warning(
+                "%d real images behind %s are not in this run's labelled budget (e.g. %s): it was generated for "
+                "another budget/seed, or from the unlabelled pool; results may not be comparable to a strict arm",
+                len(outside), cfg.synthetic, outside[0],
+            )
     f = cfg.mixer.filter
     if f.column is not None or f.min is not None or f.quantile is not None or f.accepted_only:
         data = data.filtered(f.column, min_score=f.min, quantile=f.quantile, accepted_only=bool(f.accepted_only))
