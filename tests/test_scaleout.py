@@ -177,3 +177,11 @@ def test_webdataset_round_trip_is_deterministic(tmp_path):
 
     image, label, sample_id, synthetic = next(iter(webdataset_iterable(out)))
     assert image.shape == (8, 8, 1) and (label, sample_id, synthetic) == (0, "s00000000", True)
+
+
+@pytest.mark.slow  # submitit's local executor polls its jobs: ~40 s on the shared machine
+def test_two_shard_submitit_local_multirun_equals_unsharded(tmp_path, unsharded):
+    out = tmp_path / "out"
+    proc = cli("--multirun", "shard_index=0,1", "num_shards=2", "hydra/launcher=submitit_local", f"out_dir={out}", *SMALL)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert content(out) == unsharded
