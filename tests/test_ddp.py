@@ -20,7 +20,7 @@ from tests.conftest import REPO
 
 pytestmark = [
     pytest.mark.skipif("diffusion" not in available(), reason="diffusion generator not registered"),
-    pytest.mark.slow,  # ~30 s idle (two ranks import torch + diffusers), over a minute on the shared machine
+    pytest.mark.slow,  # 45 s on the shared 2-core machine (two ranks import torch + diffusers)
 ]
 
 TINY = (
