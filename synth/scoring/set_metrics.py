@@ -19,6 +19,7 @@ the per-sample novelty, never alone.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -81,7 +82,9 @@ def kernel_distance(real: np.ndarray, fake: np.ndarray, seed: int = 0, subsets: 
     size = int(min(1000, len(real), len(fake)))
     if size < 2:
         return float("nan"), size
-    metric = KernelInceptionDistance(feature=PrecomputedFeatures(real.shape[1]), subsets=subsets, subset_size=size)
+    with warnings.catch_warnings():  # "will save all extracted features": known, they are already in memory
+        warnings.simplefilter("ignore", UserWarning)
+        metric = KernelInceptionDistance(feature=PrecomputedFeatures(real.shape[1]), subsets=subsets, subset_size=size)
     metric.update(torch.from_numpy(real.astype(np.float64)), real=True)
     metric.update(torch.from_numpy(fake.astype(np.float64)), real=False)
     with torch.random.fork_rng(devices=[]):  # KID draws subsets from torch's global RNG
