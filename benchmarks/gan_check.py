@@ -112,10 +112,10 @@ def main() -> None:
         "command": "python benchmarks/gan_check.py " + " ".join(f"--set {s}" for s in args.set) + f" --seed {args.seed} --tag {args.tag}",
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = RESULTS / f"gan_{args.tag}"
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=1))
-    save_class_grid(stem.with_suffix(".png"), samples.images, samples.labels, labelled.class_names)
-    stem.with_suffix(".md").write_text(markdown(result))
+    stem = f"gan_{args.tag}"  # not Path.with_suffix: a tag may contain dots
+    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1))
+    save_class_grid(RESULTS / f"{stem}.png", samples.images, samples.labels, labelled.class_names)
+    (RESULTS / f"{stem}.md").write_text(markdown(result))
     print(markdown(result))
 
 
