@@ -26,6 +26,10 @@ from synth.data.imageset import ImageSet
 from synth.errors import CheckpointError, ConfigError
 
 
+#: Affine jitter of the training images (conf/generator/diffusion.yaml has the same): delays memorisation.
+DEFAULT_AUGMENT = {"rotate": 10.0, "scale": 0.08, "translate": 0.06}
+
+
 class DiffusionGenerator(Generator):
     """Class-conditional DDPM (diffusers UNet2DModel) with classifier-free guidance.
 
@@ -53,7 +57,7 @@ class DiffusionGenerator(Generator):
         lr: float = 1e-3,
         ema_decay: float = 0.995,
         label_dropout: float = 0.1,
-        augment: dict[str, float] | None = None,
+        augment: dict[str, float] | None = DEFAULT_AUGMENT,
         sample_steps: int = 25,
         guidance_scale: float = 2.0,
         eta: float = 0.0,
@@ -70,6 +74,7 @@ class DiffusionGenerator(Generator):
     ) -> None:
         config = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         config["block_out_channels"] = [int(c) for c in block_out_channels]
+        config["augment"] = dict(augment) if augment else None
         super().__init__(**config)
         self._validate()
         self._augment_config()
