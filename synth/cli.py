@@ -48,9 +48,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"synth: config directory {CONF_DIR} not found; install synth from a checkout with `pip install -e .`")
     module = importlib.import_module(f"synth.commands.{name}")
 
-    def task(cfg) -> None:
+    def task(cfg):
+        # Returning run()'s value lets sweepers (e.g. Optuna) optimise a command's metric.
         try:
-            module.run(cfg)
+            return module.run(cfg)
         except SynthError as exc:
             print(f"synth {name}: error: {exc}", file=sys.stderr)
             sys.exit(2)
