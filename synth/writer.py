@@ -208,6 +208,8 @@ class DatasetWriter:
         missing = [c for c in range(plan.n_chunks) if not self.is_done(c)]
         if missing:
             return False
+        if (self.out / MANIFEST_FILE).exists() and (self.out / "samples_grid.png").exists():
+            return True  # merged already: keep the scores `synth score` may have written since
         table = pa.concat_tables([pq.read_table(self._part(c)) for c in range(plan.n_chunks)])
         tmp = _tmp_name(self.out / MANIFEST_FILE)
         pq.write_table(table, tmp)

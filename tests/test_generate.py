@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from hydra import compose, initialize_config_dir
@@ -201,3 +202,16 @@ def test_cli_unknown_generator_and_command(tmp_path):
     assert res.returncode == 2 and "unknown command" in res.stderr
     res = run_cli("generate", "--cfg", "job", cwd=tmp_path)
     assert res.returncode == 0 and "n_per_class: 200" in res.stdout
+
+
+def test_rerun_keeps_scores_written_into_the_manifest(tmp_path):
+    import pyarrow as pa
+
+    gen(tmp_path / "o", "n_per_class=5")
+    path = tmp_path / "o" / "manifest.parquet"
+    table = pq.read_table(path)
+    scored = table.set_column(table.schema.get_field_index("score_gap"), "score_gap",
+                              pa.array(np.linspace(0, 1, len(table))))
+    pq.write_table(scored, path)
+    gen(tmp_path / "o", "n_per_class=5")
+    assert pq.read_table(path).column("score_gap").to_pylist() == scored.column("score_gap").to_pylist()
