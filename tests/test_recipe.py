@@ -16,6 +16,7 @@ from synth.recipe import (
     Recipe,
     SearchBudget,
     SearchSpace,
+    Trial,
     evaluate_recipes,
     load_recipe,
     rand_policy,
@@ -145,3 +146,13 @@ def test_bad_recipe_input(tmp_path):
         Recipe(filter_quantile=1.5)
     with pytest.raises(ConfigError, match="unknown augmentation op"):
         rand_policy(["teleport"], 0.5)
+
+
+def test_a_win_on_one_fold_only_is_noise():
+    from synth.recipe.search import beats
+
+    base = Trial(Recipe(), "baseline", np.array([0.97, 0.94, 1.0]), 0.0)
+    one_fold = Trial(Recipe(policy=BLANK), "x", np.array([0.97, 0.97, 1.0]), 0.0)  # mean gain == SE
+    every_fold = Trial(Recipe(policy=BLANK), "x", np.array([0.99, 0.97, 1.01]), 0.0)
+    assert not beats(one_fold, base, 0.005)
+    assert beats(every_fold, base, 0.005)
