@@ -85,7 +85,8 @@ def train_unet(
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Train `unet` (epsilon prediction) on model-space images `x0` with class ids `labels`
     (null_class for unlabelled images). Returns the weights to sample with and fit facts."""
-    accelerator = Accelerator(cpu=True)
+    # GPUs when present (one or many via `accelerate launch`/torchrun), else the CPU: same code.
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
     ema = copy.deepcopy(unet).requires_grad_(False)
     opt = torch.optim.AdamW(unet.parameters(), lr=settings.lr, weight_decay=0.0)
     selection = Selection(settings.min_novelty)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 from omegaconf import DictConfig
@@ -18,6 +19,8 @@ def run(cfg: DictConfig):
     gen = build(cfg.generator, "generator")
     unlabelled = splits.unlabelled if cfg.use_unlabelled else None
     gen.fit(splits.labelled, unlabelled)
+    if os.environ.get("RANK", "0") != "0":
+        return gen  # under DDP (torchrun / accelerate launch) only rank 0 writes the checkpoint
     out = gen.save(cfg.out_dir)
     print(
         f"synth fit: {cfg.generator.name} fitted on {len(splits.labelled)} labelled"
