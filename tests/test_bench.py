@@ -72,6 +72,14 @@ def test_an_arm_that_never_reaches_the_target_is_worse_with_an_upper_bound():
     assert m.verdict.startswith("worse")
 
 
+def test_an_arm_measured_only_at_small_budgets_is_inconclusive_not_worse():
+    real, arm = _curves(0.0, 0.0), _curves(0.0, 0.0)
+    arm[:, 2:] = np.nan  # run cut short after n=5
+    m = curves.multiplier_at_target(NS, real, arm, target=0.5 + 0.1 * np.log(30.0), n_boot=50)
+    assert m.bound == "<" and m.value == pytest.approx(30.0 / 5.0, rel=1e-6)
+    assert m.verdict.startswith("inconclusive")
+
+
 def test_an_arm_at_target_from_the_smallest_budget_gives_a_lower_bound():
     real, arm = _curves(0.0, 0.0), _curves(3.0, 0.0)
     m = curves.multiplier_at_target(NS, real, arm, target=0.5 + 0.1 * np.log(30.0), n_boot=50)

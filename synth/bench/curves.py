@@ -128,7 +128,9 @@ def multiplier_at_target(
 ) -> Multiplier:
     """How many times fewer labelled images the arm needs than the baseline to reach `target`."""
     idx = resamples(base.shape[0], n_boot, seed)
-    n_max = float(np.nanmax(np.asarray(ns, float)))
+    # An arm measured only up to some budget (e.g. a run cut short) is censored at *its* largest budget.
+    arm_ns = np.asarray(ns, float)[np.isfinite(_mean_curve(arm))]
+    n_max = float(arm_ns.max()) if len(arm_ns) else float(np.nanmax(np.asarray(ns, float)))
     ratios = np.empty(len(idx))
     for b, rows in enumerate(idx):
         nb = need_for_target(ns, _mean_curve(base[rows]), target).n
@@ -153,8 +155,10 @@ def verdict(value: float, lo: float, hi: float, n_seeds: int, bound: str = "") -
     """Say it plainly. A gain needs the whole CI above 1.0x."""
     if bound == "n/a" or np.isnan(value):
         return "undefined: neither reaches the target"
-    if bound == "<" and value <= 1.0:
-        return "worse: does not reach the target within the measured budgets"
+    if bound == "<":
+        if value <= 1.0:
+            return "worse: does not reach the target within the measured budgets"
+        return f"inconclusive: not reached within its measured budgets (at most {value:.2f}x)"
     if n_seeds < 2:
         return f"{'gain' if value > 1 else 'no gain'}? single seed, no confidence interval"
     if lo > 1.0:
@@ -206,6 +210,8 @@ def halved_comparison(
         ])
         arm_half = interp_log(ns, _mean_curve(arm), half)
         base_full = float(_mean_curve(base)[k])
+        if not (np.isfinite(arm_half) and np.isfinite(base_full)):
+            continue  # not measured (e.g. the arm's run was cut short)
         diff = arm_half - base_full
         lo, hi = _ci(diffs, level) if base.shape[0] > 1 else (diff, diff)
         if base.shape[0] < 2:

@@ -92,7 +92,9 @@ def analyse(
 
 
 def _headline(arms: Mapping[str, Any]) -> dict[str, Any] | None:
-    scored = [(a, e["vs_real"]) for a, e in arms.items() if "vs_real" in e and np.isfinite(e["vs_real"]["value"])]
+    # Upper bounds (arms that never reached the target) cannot be a headline.
+    scored = [(a, e["vs_real"]) for a, e in arms.items()
+              if "vs_real" in e and np.isfinite(e["vs_real"]["value"]) and e["vs_real"]["bound"] != "<"]
     if not scored:
         return None
     arm, m = max(scored, key=lambda t: (t[1]["value"], t[1]["lo"]))
