@@ -80,9 +80,13 @@ class CellKey:
 
 
 def arm_protocols(plan: BenchPlan, arm: str, params: Mapping[str, Any]) -> list[str]:
-    """Protocols under which `arm` must actually run (one, if it cannot use the pool)."""
+    """Protocols under which `arm` must actually run (one, if it cannot use the pool).
+
+    An arm's `protocols` param restricts it further (e.g. active learning needs the pool's oracle).
+    """
     if arm_registry.uses_unlabelled(arm, params):
-        return list(plan.protocols)
+        only = params.get("protocols")
+        return [p for p in plan.protocols if not only or p in {check_protocol(q) for q in only}]
     return [STRICT]
 
 
@@ -158,7 +162,7 @@ def run_cell(key: CellKey, splits: Splits, plan: BenchPlan, test_ids: set[str], 
     params = _params(plan, key.arm)
     data = arm_data(splits, key.protocol)
     digest = config_hash({
-        "arm": key.arm, "params": {k: v for k, v in params.items() if k != "budgets"}, "train": vars(plan.train), "data": data.fingerprint(),
+        "arm": key.arm, "params": {k: v for k, v in params.items() if k not in ("budgets", "protocols")}, "train": vars(plan.train), "data": data.fingerprint(),
         "test": config_hash({"ids": sorted(test_ids)}), "seed": key.seed,
     })
     path = key.path(plan.out_dir)

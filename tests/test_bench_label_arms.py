@@ -1,0 +1,78 @@
+"""Issue-7 arms (ssl, active, full_stack) in the harness on a tiny grid: protocol, oracle accounting, cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from synth.bench.protocol import POOL, STRICT
+from synth.bench.runner import BenchPlan, plan_tasks, run_grid
+from synth.training import TrainConfig
+
+TINY_TRAIN = TrainConfig(steps=10, batch_size=16, width=4, hidden=16)
+TINY_SSL = {"ssl_conf": "digits", "ssl_params": {"steps": 2, "batch_size": 16, "working_size": 16}}
+ARMS = {
+    "real": {},
+    "ssl": {"target": "synth.bench.label_arms:arm_ssl", "uses_unlabelled": True, "protocols": [POOL],
+            **TINY_SSL, "head": "auto", "probe_max_n": 2, "k": 2, "cv_steps": 5},
+    "active": {"target": "synth.bench.label_arms:arm_active", "uses_unlabelled": True, "protocols": [POOL],
+               "strategy": "margin", "initial_per_class": 1, "batch_size": 10},
+    "full_stack": {"target": "synth.bench.label_arms:arm_full_stack", "uses_unlabelled": True,
+                   "protocols": [POOL], **TINY_SSL, "strategy": "margin", "initial_per_class": 1,
+                   "batch_size": 10, "augment": "light", "augment_params": {"working_size": 16},
+                   "head": "auto", "probe_max_n": 0, "k": 2, "cv_steps": 5},
+}
+
+
+def plan(tmp: Path, **kw) -> BenchPlan:
+    return BenchPlan(budgets=kw.get("budgets", [2, 4]), seeds=[0], protocols=[STRICT, POOL], arms=ARMS,
+                     train=TINY_TRAIN, out_dir=tmp, cache_dir=tmp / "gens", progress=False, all_arm_params=ARMS)
+
+
+def test_label_arms_run_only_under_the_pool_protocol(tmp_path):
+    tasks, unavailable = plan_tasks(plan(tmp_path))
+    assert not unavailable
+    for arm in ("ssl", "active", "full_stack"):
+        assert {t.protocol for t in tasks if t.arm == arm} == {POOL}
+    assert {t.protocol for t in tasks if t.arm == "real"} == {STRICT}
+
+
+def test_label_arms_respect_the_protocol_and_count_oracle_queries(tmp_path, digits_source):
+    p = plan(tmp_path)
+    cells, _ = run_grid(digits_source, p)
+    assert all(c["status"] == "ok" for c in cells), [c.get("error") for c in cells if c["status"] != "ok"]
+    by = {(c["arm"], c["budget"]): c for c in cells}
+    n_classes = digits_source.pool.n_classes
+    pool_ids = set(map(str, digits_source.pool.ids))
+    for budget in (2, 4):
+        for arm in ("active", "full_stack"):
+            c = by[(arm, budget)]
+            comps = c["protocol_check"]["components"]
+            # every label beyond the initial 1/class came through the oracle, and all are counted
+            assert comps["label oracle"]["seen"] == budget * n_classes - n_classes
+            assert comps["label oracle"]["labelled_seen"] == 0  # queries are pool images only
+            assert c["labelled_used"] == budget * n_classes
+            assert comps["initial labels"]["seen"] == n_classes
+            assert c["meta"]["labels_used"] == budget * n_classes
+        ssl = by[("ssl", budget)]
+        enc = ssl["protocol_check"]["components"]["ssl encoder"]
+        assert enc["seen"] == len(pool_ids)  # the whole training pool, never a test image
+        assert ssl["labelled_used"] == budget * n_classes
+    # one encoder per seed serves every budget and both arms: trained once, then loaded
+    assert len(list((tmp_path / "gens" / "ssl_encoders").glob("seed0-*/encoder_config.json"))) == 1
+    assert sum(not c["meta"]["encoder_cached"] for c in cells if c["arm"] in ("ssl", "full_stack")) == 1
+    # the probe rule at n <= probe_max_n, CV above it
+    assert by[("ssl", 2)]["meta"]["head"] == "probe" and by[("ssl", 2)]["meta"]["head_choice"].startswith("rule")
+    assert by[("ssl", 4)]["meta"]["head_choice"].startswith("cv")
+
+
+def test_active_learning_is_deterministic_under_a_seed(tmp_path, digits_source):
+    arms_only = {"real": {}, "active": ARMS["active"]}
+    plans = [BenchPlan(budgets=[2], seeds=[0], protocols=[POOL], arms=arms_only, train=TINY_TRAIN,
+                       out_dir=tmp_path / d, progress=False, all_arm_params=arms_only) for d in ("a", "b")]
+    first, second = (
+        {c["arm"]: c for c in run_grid(digits_source, p)[0]} for p in plans
+    )
+    assert first["active"]["accuracy"] == pytest.approx(second["active"]["accuracy"])
+    assert first["active"]["meta"] == second["active"]["meta"]
