@@ -28,6 +28,8 @@ from synth.training import TrainConfig, accuracy
 from tests.conftest import CONF
 
 TINY_TRAIN = TrainConfig(steps=60, batch_size=32, width=8, hidden=32)
+#: Enough steps that the tiny model's probabilities mean something (the Brier decision needs them).
+SMALL_TRAIN = TrainConfig(steps=100, batch_size=32, width=8, hidden=32)
 #: Label-destroying augmentation: shifting by 90 % of the frame blanks every training image.
 BLANK = AugPolicy("blank", ({"name": "Affine", "translate_percent": [0.9, 0.9], "p": 1.0},), working_size=16)
 NO_LEVERS = dict(presets=(), n_random_policies=0, sources=(), ssl=False)
@@ -81,9 +83,11 @@ def test_nothing_is_chosen_when_every_lever_hurts(small):
 def test_a_clearly_helpful_source_is_chosen(small, digits_splits, truth_source):
     pool = digits_splits.unlabelled.subset(np.arange(400))
     space = SearchSpace(**{**NO_LEVERS, "sources": ("truth_for_tests",), "shares": (0.75,), "filter_quantiles": ()})
-    result = search_recipe(small, pool, seed=0, k_folds=2, space=space, train_cfg=TINY_TRAIN, progress=False)
+    result = search_recipe(small, pool, seed=0, k_folds=2, space=space, train_cfg=SMALL_TRAIN, progress=False)
+    assert result.metric == "brier"
     assert result.recipe.source == "truth_for_tests", [t.to_dict(result.baseline) for t in result.trials]
-    assert result.contributions["source"]["adopted"] and result.contributions["source"]["gain"] > 0.05
+    rec = result.contributions["source"]
+    assert rec["adopted"] and rec["gain"] > rec["gain_se"] and rec["acc_gain"] > 0.05
     model = result.train_final(small, pool, seed=0, cfg=TINY_TRAIN)
     assert accuracy(model, digits_splits.test) > 0.5
 
@@ -156,3 +160,35 @@ def test_a_win_on_one_fold_only_is_noise():
     every_fold = Trial(Recipe(policy=BLANK), "x", np.array([0.99, 0.97, 1.01]), 0.0)
     assert not beats(one_fold, base, 0.005)
     assert beats(every_fold, base, 0.005)
+
+
+def test_brier_sees_a_gain_that_accuracy_cannot():
+    """Same accuracy on every fold, but the challenger's probabilities are better on every fold."""
+    from synth.recipe.search import beats
+
+    base = Trial(Recipe(), "baseline", np.array([0.97, 0.97, 1.0]), 0.0, brier=np.array([0.08, 0.07, 0.05]))
+    sharper = Trial(Recipe(policy=BLANK), "x", np.array([0.97, 0.97, 1.0]), 0.0, brier=np.array([0.05, 0.05, 0.03]))
+    assert not beats(sharper, base, 0.005, "accuracy")
+    assert beats(sharper, base, 0.005, "brier")
+    # better calibrated but clearly less accurate: not adopted ("never worse" in accuracy too)
+    worse = Trial(Recipe(policy=BLANK), "x", np.array([0.90, 0.91, 0.92]), 0.0, brier=np.array([0.05, 0.05, 0.03]))
+    assert not beats(worse, base, 0.005, "brier")
+
+
+def test_fold_metrics_and_repeated_folds(small):
+    from synth.recipe.search import fold_metrics, make_folds, paired_gain
+
+    model = train_with(Recipe(), small, seed=0, cfg=TINY_TRAIN)
+    acc, brier, loss = fold_metrics(model, small)
+    assert acc == accuracy(model, small) and 0.0 <= brier <= 2.0 and loss > 0.0
+    folds, ratio = make_folds(small, 2, seed=0, repeats=3)
+    assert len(folds) == 6 and ratio == 1.0
+    for r in range(3):  # each repeat is a partition of the labelled set
+        assert sorted(np.concatenate(folds[2 * r: 2 * r + 2]).tolist()) == list(range(len(small)))
+    assert not np.array_equal(folds[0], folds[2])
+    a = Trial(Recipe(policy=BLANK), "x", np.array([0.9, 0.8, 0.85, 0.9, 0.8, 0.9]), 0.0)
+    b = Trial(Recipe(), "baseline", np.array([0.8, 0.8, 0.8, 0.8, 0.8, 0.8]), 0.0)
+    (g, se_plain), (g2, se_nb) = paired_gain(a, b), paired_gain(a, b, "accuracy", ratio)
+    assert g == g2 and se_nb > 2 * se_plain  # overlapping folds: the corrected SE is much wider
+    with pytest.raises(ConfigError, match="search.metric"):
+        search_recipe(small, None, metric="f1", train_cfg=TINY_TRAIN, progress=False)

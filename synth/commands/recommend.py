@@ -43,23 +43,29 @@ def _space(search: DictConfig) -> SearchSpace:
 def summary(result: RecipeResult) -> str:
     """The recipe, its CV estimate and what each lever contributed, as a person reads it."""
     chosen, base = result.chosen, result.baseline
+    folds = f"{result.k_folds}-fold" if result.repeats == 1 else f"{result.repeats}x{result.k_folds}-fold"
     lines = [
         f"recipe:       {result.recipe.name}",
-        f"CV estimate:  {chosen.mean:.3f} +- {chosen.se:.3f}  (real only {base.mean:.3f} +- {base.se:.3f}; "
-        f"{result.k_folds}-fold CV inside the labelled budget)",
+        f"CV estimate:  accuracy {chosen.mean:.3f} +- {chosen.se:.3f}  (real only {base.mean:.3f} +- {base.se:.3f}; "
+        f"{folds} CV inside the labelled budget)",
+    ]
+    if len(chosen.brier) and len(base.brier):
+        lines.append(f"              Brier {chosen.brier.mean():.4f}  (real only {base.brier.mean():.4f}; lower is better)")
+    lines += [
         f"why:          {result.reason}",
-        "levers (gain in accuracy points over the previous step, paired folds):",
+        f"levers (paired gain in {result.metric} over the previous step [accuracy points]; decided by {result.metric}):",
     ]
     for lever, rec in result.contributions.items():
         if not rec.get("tried"):
             lines.append(f"  {lever:<13} not tried")
             continue
         verdict = "adopted" if rec["adopted"] else "not adopted"
-        lines.append(f"  {lever:<13} {100 * rec['gain']:+5.1f} +- {100 * rec['gain_se']:.1f}  best: {rec['best']}"
+        acc = f"[{100 * rec['acc_gain']:+.1f} +- {100 * rec['acc_gain_se']:.1f}]" if "acc_gain" in rec else ""
+        lines.append(f"  {lever:<13} {rec['gain']:+.4f} +- {rec['gain_se']:.4f} {acc}  best: {rec['best']}"
                      f"  ({verdict}, {rec['tried']} tried)")
     if result.skipped:
         lines.append(f"skipped (budget): {len(result.skipped)} recipe(s)")
-    lines.append(f"search time:  {result.seconds:.0f}s, {len(result.trials)} recipes x {result.k_folds} folds")
+    lines.append(f"search time:  {result.seconds:.0f}s, {len(result.trials)} recipes x {result.k_folds * result.repeats} folds")
     return "\n".join(lines)
 
 
@@ -73,14 +79,16 @@ def run(cfg: DictConfig) -> RecipeResult:
     if cfg.get("recipe"):
         recipe = load_recipe(cfg.recipe)
         result = evaluate_recipes(splits.labelled, [recipe], pool, seed=int(cfg.seed), k_folds=int(search.k_folds),
-                                  train_cfg=train_cfg, min_gain=float(search.min_gain))
+                                  train_cfg=train_cfg, min_gain=float(search.min_gain), metric=str(search.metric),
+                                  repeats=int(search.repeats))
     else:
         if int(search.k_folds) < 2:
             raise ConfigError(f"search.k_folds must be >= 2, got {search.k_folds}")
         result = search_recipe(
             splits.labelled, pool, budget=SearchBudget(search.max_trials, search.max_seconds), seed=int(cfg.seed),
             k_folds=int(search.k_folds), space=_space(search), train_cfg=train_cfg,
-            min_gain=float(search.min_gain), progress=bool(cfg.progress),
+            min_gain=float(search.min_gain), progress=bool(cfg.progress), metric=str(search.metric),
+            repeats=int(search.repeats),
         )
     overrides = f"data={cfg.data.name} budget.n_per_class={cfg.budget.n_per_class} seed={cfg.seed}"
     run_info = {"data": cfg.data.name, "n_labelled": len(splits.labelled), "n_unlabelled": 0 if pool is None else len(pool),
