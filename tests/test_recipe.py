@@ -192,3 +192,34 @@ def test_fold_metrics_and_repeated_folds(small):
     assert g == g2 and se_nb > 2 * se_plain  # overlapping folds: the corrected SE is much wider
     with pytest.raises(ConfigError, match="search.metric"):
         search_recipe(small, None, metric="f1", train_cfg=TINY_TRAIN, progress=False)
+
+
+def test_auto_bench_arm_registers_by_config_and_passes_the_protocol_check(digits_splits):
+    """The "auto" arm under both protocols: searches inside ArmData only, reports what it saw."""
+    from synth.bench.arms import ArmConfig, availability, ensure_registered, resolve, uses_unlabelled
+    from synth.bench.protocol import ArmData, check_seen
+    from synth.recipe.bench_arm import CHEAP
+
+    params = {"target": "synth.recipe.bench_arm:arm_auto", "uses_unlabelled": True, "k_folds": 2,
+              "presets": [], "n_random_policies": 0, "sources": ["pseudo_label"], "max_unlabelled": 60,
+              "search_train": {"steps": 30, "width": 8, "hidden": 16},
+              "source_configs": {"pseudo_label": {"steps": 30, "width": 8, "hidden": 16}}}
+    ensure_registered("auto", params)
+    assert availability("auto", params) is None and uses_unlabelled("auto", params)
+    arm = resolve("auto")
+    ls = digits_splits.labelled
+    labelled = ls.subset(np.concatenate([np.flatnonzero(ls.labels == c)[:4] for c in range(ls.n_classes)]))
+    pool = digits_splits.unlabelled.subset(np.arange(200)).without_labels()
+    test_ids = set(map(str, digits_splits.test.ids))
+    cfg = ArmConfig("auto", params, TrainConfig(steps=30, batch_size=32, width=8, hidden=16))
+    for data in (ArmData(labelled, None, "strict"), ArmData(labelled, pool, "unlabelled_pool")):
+        out = arm(data, 4, 0, cfg)
+        record = check_seen("auto", data, out.seen, test_ids)
+        comp = record["components"]["recipe_search"]
+        assert comp["labelled_seen"] == len(labelled)
+        assert comp["unlabelled_seen"] == (0 if data.unlabelled is None else 60)  # the capped pool subset
+        assert out.meta["pool"] == comp["unlabelled_seen"] and out.meta["trials"] >= 1
+        assert accuracy(out.model, digits_splits.test) > 0.2
+    with pytest.raises(ConfigError, match="unknown key"):
+        arm(ArmData(labelled, None, "strict"), 4, 0, ArmConfig("auto", {"max_secs": 1}, cfg.train))
+    assert CHEAP["metric"] == "brier"
