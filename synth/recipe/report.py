@@ -75,31 +75,39 @@ def load_recipe(path: str | Path) -> Recipe:
 
 
 def plot(result: RecipeResult, path: Path) -> Path:
-    """Bar plot: CV accuracy per recipe (mean +- SE over folds); the choice in green, "nothing" grey."""
+    """Two panels per recipe: CV accuracy (mean +- SE over folds), and the paired gain over real only
+    in the decision metric (mean +- SE; what the search decides by). Choice green, "nothing" grey."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     trials = [t for t in result.trials if t.complete]
-    names = [t.recipe.name for t in trials]
+    labels = [f"[{t.stage}] {t.recipe.name}"[:70] for t in trials]
     means = np.array([t.mean for t in trials])
     ses = np.array([t.se if np.isfinite(t.se) else 0.0 for t in trials])
+    gains = np.array([result.gain(t) if len(t.values(result.metric)) else (np.nan, 0.0) for t in trials])
     chosen = result.recipe.to_dict()
     colours = ["tab:green" if t.recipe.to_dict() == chosen else "0.6" if t.recipe.is_nothing else "tab:blue"
                for t in trials]
-    fig, ax = plt.subplots(figsize=(8.27, max(3.0, 0.35 * len(trials) + 1.8)))
+    fig, (ax, bx) = plt.subplots(1, 2, sharey=True, figsize=(11.0, max(3.0, 0.35 * len(trials) + 1.8)))
     y = np.arange(len(trials))
     ax.barh(y, means, xerr=ses, color=colours, capsize=3)
     if len(trials):
         ax.axvline(trials[0].mean, color="0.3", ls="--", lw=1, label="real only")
         lo = max(0.0, float(np.nanmin(means - ses)) - 0.05)
         ax.set_xlim(lo, min(1.0, float(np.nanmax(means + ses)) + 0.02))
-    ax.set_yticks(y, [f"[{t.stage}] {n}"[:70] for t, n in zip(trials, names, strict=True)], fontsize=7)
+        ax.legend(loc="lower right", fontsize=7)
+        se = np.where(np.isfinite(gains[:, 1]), gains[:, 1], 0.0)
+        bx.barh(y, gains[:, 0], xerr=se, color=colours, capsize=3)
+    bx.axvline(0.0, color="0.3", ls="--", lw=1)
+    ax.set_yticks(y, labels, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel(f"validation accuracy ({result.k_folds}-fold CV inside the labelled budget; mean +- SE)")
-    ax.set_title(f"chosen: {result.recipe.name}\n{result.reason}", fontsize=9)
-    ax.legend(loc="lower right", fontsize=7)
+    folds = f"{result.k_folds}-fold" if result.repeats == 1 else f"{result.repeats}x{result.k_folds}-fold"
+    ax.set_xlabel(f"validation accuracy, {folds} CV in the budget (mean +- SE)", fontsize=8)
+    sign = "" if result.metric == "accuracy" else " reduction"
+    bx.set_xlabel(f"paired gain vs real only: {result.metric}{sign} (+- SE)", fontsize=8)
+    fig.suptitle(f"chosen: {result.recipe.name}\n{result.reason}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
