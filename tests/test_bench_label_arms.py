@@ -65,6 +65,13 @@ def test_label_arms_respect_the_protocol_and_count_oracle_queries(tmp_path, digi
     # the probe rule at n <= probe_max_n, CV above it
     assert by[("ssl", 2)]["meta"]["head"] == "probe" and by[("ssl", 2)]["meta"]["head_choice"].startswith("rule")
     assert by[("ssl", 4)]["meta"]["head_choice"].startswith("cv")
+    # the report lists pool-only arms under the pool protocol and says they were not run under strict
+    from synth.bench.report import analyse
+
+    report = analyse(cells, p, {}, n_boot=50)
+    assert set(report["results"][STRICT]["not_run_under_this_protocol"]) == {"ssl", "active", "full_stack"}
+    assert {"ssl", "active", "full_stack"} <= set(report["results"][POOL]["arms"])
+    assert "active" not in report["results"][STRICT]["arms"]
 
 
 def test_active_learning_is_deterministic_under_a_seed(tmp_path, digits_source):

@@ -57,8 +57,12 @@ def analyse(
     protocols: dict[str, Any] = {}
     for p in plan.protocols:
         out: dict[str, Any] = {}
+        elsewhere = []  # arms that run under another protocol only (e.g. active learning needs the pool)
         for a in arms:
             m = mats[p][a]
+            if a != BASELINE and np.isnan(m).all():
+                elsewhere.append(a)
+                continue
             mean, std = curves.summarise(m)
             lo, hi = curves.band(m, n_boot=min(n_boot, 1000), level=level)
             entry: dict[str, Any] = {
@@ -74,7 +78,7 @@ def analyse(
             if a not in (BASELINE, AUG_BASELINE) and AUG_BASELINE in arms:
                 entry["vs_aug_online"] = curves.multiplier_at_target(ns, mats[p][AUG_BASELINE], m, target, **boot).to_dict()
             out[a] = entry
-        protocols[p] = {"arms": out, "headline": _headline(out)}
+        protocols[p] = {"arms": out, "headline": _headline(out), "not_run_under_this_protocol": elsewhere}
     return {
         "meta": dict(meta or {}),
         "budgets": [budget_key(b) for b in plan.budgets], "n_per_class": ns, "seeds": plan.seeds,
@@ -222,6 +226,8 @@ def _protocol_md(p: str, res: dict[str, Any], r: dict[str, Any]) -> list[str]:
     h = res["headline"]
     if h:
         lines += [f"**Headline:** best arm `{h['arm']}` at {fmt_mult({**h, 'value': h['multiplier']})} — {h['verdict']}.", ""]
+    if res.get("not_run_under_this_protocol"):
+        lines += [f"Not run under this protocol (by design): {', '.join(res['not_run_under_this_protocol'])}.", ""]
     lines += ["### Data to target", "",
               "| arm | labelled/class to target | vs real | verdict | vs aug_online | verdict |", "|---|---|---|---|---|---|"]
     for a, e in arms.items():
