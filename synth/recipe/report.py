@@ -53,7 +53,7 @@ def write_recipe_yaml(result: RecipeResult, path: Path, run_info: dict[str, Any]
         "# Rerun (re-score beside real only on the same folds): "
         f"synth recommend {run_info.get('overrides', '')} recipe={path}".rstrip(),
         "# Train with it in Python: synth.recipe.train_with(synth.recipe.load_recipe(path), labelled, unlabelled)",
-        "# `search_train` is the small classifier the search trained inside CV folds (synth recommend train.*).",
+        "# `search_train` is the classifier the search trained inside CV folds (synth recommend train.*).",
     ]
     body = OmegaConf.to_yaml(OmegaConf.create({"recipe": result.recipe.to_dict(), "search_train": vars(result.train_cfg)}))
     path.write_text("\n".join(header) + "\n" + body)
