@@ -40,11 +40,12 @@ CHEAP: dict[str, Any] = {
     "shares": [0.25], "filter_quantiles": [], "pl_thresholds": [], "ssl": False, "max_unlabelled": 2000,
     "search_train": None, "source_configs": {},
 }
-_KNOWN = set(CHEAP) | {"target", "uses_unlabelled", "budgets"}
+#: keys the harness itself reads from an arm's entry (registration, budgets/protocols it runs at)
+_KNOWN = set(CHEAP) | {"target", "uses_unlabelled", "budgets", "protocols"}
 
 
 def _params(params: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = set(params) - _KNOWN
+    unknown = {k for k in params if k not in _KNOWN and not str(k).startswith("_")}
     if unknown:
         raise ConfigError(f"bench.arms.auto: unknown key(s) {sorted(unknown)}; known: {sorted(_KNOWN)}")
     return {**CHEAP, **dict(params)}
