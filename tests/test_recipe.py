@@ -170,6 +170,7 @@ def test_brier_sees_a_gain_that_accuracy_cannot():
     sharper = Trial(Recipe(policy=BLANK), "x", np.array([0.97, 0.97, 1.0]), 0.0, brier=np.array([0.05, 0.05, 0.03]))
     assert not beats(sharper, base, 0.005, "accuracy")
     assert beats(sharper, base, 0.005, "brier")
+    assert not beats(sharper, base, 0.005, "brier", z=10.0)  # gain 0.023 +- 0.0033 is 7 SE, not 10
     # better calibrated but clearly less accurate: not adopted ("never worse" in accuracy too)
     worse = Trial(Recipe(policy=BLANK), "x", np.array([0.90, 0.91, 0.92]), 0.0, brier=np.array([0.05, 0.05, 0.03]))
     assert not beats(worse, base, 0.005, "brier")

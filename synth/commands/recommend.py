@@ -88,7 +88,7 @@ def run(cfg: DictConfig) -> RecipeResult:
             splits.labelled, pool, budget=SearchBudget(search.max_trials, search.max_seconds), seed=int(cfg.seed),
             k_folds=int(search.k_folds), space=_space(search), train_cfg=train_cfg,
             min_gain=float(search.min_gain), progress=bool(cfg.progress), metric=str(search.metric),
-            repeats=int(search.repeats),
+            repeats=int(search.repeats), z=float(search.get("z", 1.0)),
         )
     overrides = f"data={cfg.data.name} budget.n_per_class={cfg.budget.n_per_class} seed={cfg.seed}"
     run_info = {"data": cfg.data.name, "n_labelled": len(splits.labelled), "n_unlabelled": 0 if pool is None else len(pool),

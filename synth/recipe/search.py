@@ -142,7 +142,7 @@ def paired_gain(
 
 def beats(
     challenger: Trial, incumbent: Trial, min_gain: float, metric: str = "accuracy",
-    test_train_ratio: float | None = None,
+    test_train_ratio: float | None = None, z: float = 1.0,
 ) -> bool:
     """Adopt a challenger only when its paired gain in `metric` exceeds both CV noise (its SE) and
     `min_gain`, and (for a probability metric) its accuracy is not lower beyond its own noise."""
@@ -151,7 +151,7 @@ def beats(
     gain, se = paired_gain(challenger, incumbent, metric, test_train_ratio)
     # strictly above, with a tolerance: with k=3 a win on one fold only ([x, 0, 0]) has mean == SE
     # exactly, and float rounding must not turn that tie into a lever
-    if not gain > max(se, min_gain) + 1e-9:
+    if not gain > max(z * se, min_gain) + 1e-9:
         return False
     if metric == "accuracy":
         return True
@@ -218,8 +218,8 @@ class _Search:
     """Runs trials on shared folds under the compute budget."""
 
     def __init__(self, labelled, unlabelled, folds, seed, ctx, budget, progress, prune_margin=0.05,
-                 metric="accuracy", test_train_ratio=None):
-        self.prune_margin, self.metric, self.ratio = prune_margin, metric, test_train_ratio
+                 metric="accuracy", test_train_ratio=None, z=1.0):
+        self.prune_margin, self.metric, self.ratio, self.z = prune_margin, metric, test_train_ratio, z
         self.labelled, self.unlabelled, self.folds, self.seed, self.ctx = labelled, unlabelled, folds, seed, ctx
         self.budget, self.started, self.trials, self.skipped = budget, time.perf_counter(), [], []
         self.bar = tqdm(desc="recipe search", unit="trial", disable=not progress, leave=False)
@@ -280,7 +280,7 @@ class _Search:
         return (best if adopted else incumbent), record
 
     def beats(self, challenger: Trial, incumbent: Trial, min_gain: float) -> bool:
-        return beats(challenger, incumbent, min_gain, self.metric, self.ratio)
+        return beats(challenger, incumbent, min_gain, self.metric, self.ratio, self.z)
 
 
 def _check(labelled: ImageSet, k_folds: int, metric: str = "brier", repeats: int = 1) -> str | None:
@@ -357,6 +357,7 @@ def search_recipe(
     ssl_cfg: Any = None,
     metric: str = "brier",
     repeats: int = 1,
+    z: float = 1.0,
 ) -> RecipeResult:
     """Search the lever space by k-fold CV inside `labelled`; the test set is never seen.
 
@@ -369,6 +370,7 @@ def search_recipe(
             Brier: 0.005 of a per-image score in [0, 2]).
         metric: decision metric: "brier" (default), "log_loss" or "accuracy".
         repeats: k-fold repeated with this many fold seeds (more folds, finer evidence, more cost).
+        z: a gain must exceed z standard errors (1: ~20 % false adoptions with 3 folds; 2: stricter).
     """
     from generators.registry import available
 
@@ -379,7 +381,7 @@ def search_recipe(
     if problem is not None:
         return _real_only(problem, k_folds, seed, ctx, started)
     folds, ratio = make_folds(labelled, k_folds, seed, repeats)
-    s = _Search(labelled, unlabelled, folds, seed, ctx, budget, progress, metric=metric, test_train_ratio=ratio)
+    s = _Search(labelled, unlabelled, folds, seed, ctx, budget, progress, metric=metric, test_train_ratio=ratio, z=z)
     nothing = s.run(Recipe(), "baseline", force=True)
     contributions: dict[str, dict[str, Any]] = {}
     working_size = max(32, labelled.image_shape[0])
