@@ -21,9 +21,10 @@ only, `protocols: [unlabelled_pool]`); they plug into the harness by config alon
   counts as a labelled image used and is audited; the labelled images not taken as the
   initial set are never looked at.
 - `full_stack`: the encoder + active learning (each round's model is the cheap linear probe,
-  the best selector measured) + a final classifier fine-tuned from the encoder with online
-  `augment` (light) on the labels the loop chose — or the probe, if CV inside those labels
-  says so.
+  the best selector measured) + a final classifier on the labels the loop chose: fine-tuned
+  from the encoder with online `augment` (light) when k-fold CV inside those labels prefers
+  it, else the probe; the probe directly at n <= `probe_max_n` or when a class got fewer
+  than k labels (so at small n the augmentation lever is not used).
 """
 
 from __future__ import annotations
@@ -176,12 +177,22 @@ def arm_ssl(data: ArmData, budget: Any, seed: int, cfg: ArmConfig) -> ArmOutput:
 
 
 def arm_active(data: ArmData, budget: Any, seed: int, cfg: ArmConfig) -> ArmOutput:
-    """Margin active learning from a classifier trained from scratch each round (no augmentation)."""
+    """Margin active learning from a classifier trained from scratch each round (no augmentation).
+
+    `round_steps` (optional) shortens the selection rounds' training to save CPU; the final
+    classifier on the chosen labels always uses the full recipe.
+    """
+    steps = cfg.params.get("round_steps")
+    round_cfg = replace(cfg.train, steps=int(steps)) if steps else cfg.train
+
     def train_fn(d: ImageSet, s: int) -> nn.Module:
-        return train_classifier(d, cfg.train, seed=s)
+        return train_classifier(d, round_cfg, seed=s)
 
     model, chosen, meta = run_active(data, budget, seed, cfg, train_fn)
     initial = meta.pop("initial_ids")
+    if round_cfg is not cfg.train:
+        model = train_classifier(chosen, cfg.train, seed=seed)
+        meta["round_steps"] = int(steps)
     return ArmOutput(model, meta, {"initial labels": initial}, n_labelled=len(chosen))
 
 
