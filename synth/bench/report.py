@@ -273,7 +273,8 @@ def plot(r: dict[str, Any], path: Path) -> None:
             c = e["curve"]
             n, mean = np.asarray(c["n"], float), np.asarray(c["mean"], float)
             ok = np.isfinite(mean) & np.isfinite(n)
-            line, = ax.plot(n[ok], mean[ok], marker="o", ms=3, label=a, lw=2 if a == BASELINE else 1.3)
+            colour = f"C{r['arms'].index(a) % 10}" if a in r["arms"] else None  # same colour in every panel
+            line, = ax.plot(n[ok], mean[ok], marker="o", ms=3, label=a, lw=2 if a == BASELINE else 1.3, color=colour)
             ax.fill_between(n[ok], np.asarray(c["lo"], float)[ok], np.asarray(c["hi"], float)[ok],
                             color=line.get_color(), alpha=0.15)
         ax.axhline(r["target"]["accuracy"], color="k", ls="--", lw=1, label=f"target {r['target']['accuracy']:.3f}")
