@@ -25,7 +25,6 @@ from generators.diffusion.unet import Geometry, build_unet
 from synth.data.imageset import ImageSet
 from synth.errors import CheckpointError, ConfigError
 
-
 #: Affine jitter of the training images (conf/generator/diffusion.yaml has the same): delays memorisation.
 DEFAULT_AUGMENT = {"rotate": 10.0, "scale": 0.08, "translate": 0.06}
 

@@ -46,7 +46,15 @@ from synth.bench.protocol import ArmData
 from synth.cv import cross_validate
 from synth.data.imageset import ImageSet
 from synth.errors import ConfigError
-from synth.ssl import SSLConfig, fine_tune, linear_probe, load_encoder, load_ssl_config, save_encoder, train_encoder
+from synth.ssl import (
+    SSLConfig,
+    fine_tune,
+    linear_probe,
+    load_encoder,
+    load_ssl_config,
+    save_encoder,
+    train_encoder,
+)
 from synth.training import TrainConfig, accuracy, train_classifier
 
 
