@@ -3,10 +3,14 @@
 Weights do not change the cost, so the UNet is fitted for 2 steps only. Run on a quiet machine:
 `python benchmarks/diffusion_speed.py`.
 """
-import time, torch
+import time
+
+import torch
 from omegaconf import OmegaConf
+
 from synth.config import build
 from synth.data import DigitsSource
+
 cfg = OmegaConf.load("conf/generator/diffusion.yaml")
 cfg.train_steps = 2; cfg.eval_every = 0; cfg.progress = False; cfg.min_novelty = None
 g = build(cfg, "generator").fit(DigitsSource(test_size=500).splits(n_per_class=10, seed=0).labelled)
