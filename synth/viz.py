@@ -8,6 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from synth.fsutil import atomic_write_bytes
+
 
 def image_grid(images: np.ndarray, rows: int, cols: int, cell: int = 32, pad: int = 2) -> np.ndarray:
     """Tile uint8 (N, H, W, C) images into one (rows x cols) uint8 image, upscaled to `cell` px."""
@@ -36,11 +38,7 @@ def class_grid(images: np.ndarray, labels: np.ndarray, n_classes: int, per_class
 
 def write_png(path: str | Path, image: np.ndarray) -> None:
     """Write an RGB or grayscale uint8 image as PNG (atomically)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(encode_png(image))
-    tmp.replace(path)
+    atomic_write_bytes(path, encode_png(image))
 
 
 def encode_png(image: np.ndarray) -> bytes:

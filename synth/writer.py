@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -35,6 +34,7 @@ import pyarrow.parquet as pq
 
 from generators.base import Samples
 from synth.errors import ConfigError, DataError
+from synth.fsutil import atomic_write_bytes, tmp_name
 from synth.viz import encode_png, save_class_grid
 
 FORMAT_VERSION = 1
@@ -147,8 +147,8 @@ class DatasetWriter:
         elif any(p.name in _OWNED and p.name != ".hydra" for p in self.out.iterdir()):
             self._clear()  # leftovers of a run killed before it wrote its identity file
         # The identity file goes first: concurrent shards seeing it know the directory is claimed.
-        _atomic_write(ident, json.dumps({"format": FORMAT_VERSION, "config_hash": self.hash}, indent=1).encode())
-        _atomic_write(self.out / "config.yaml", config_yaml.encode())
+        atomic_write_bytes(ident, json.dumps({"format": FORMAT_VERSION, "config_hash": self.hash}, indent=1).encode())
+        atomic_write_bytes(self.out / "config.yaml", config_yaml.encode())
         (self.out / "parts").mkdir(exist_ok=True)
 
     def _clear(self) -> None:
@@ -190,7 +190,7 @@ class DatasetWriter:
         for col in SCORE_COLUMNS:
             rows[col] = [None] * len(samples)
         table = pa.Table.from_pydict(rows, schema=MANIFEST_SCHEMA)
-        tmp = _tmp_name(self._part(chunk))
+        tmp = tmp_name(self._part(chunk))
         pq.write_table(table, tmp)
         tmp.replace(self._part(chunk))
 
@@ -211,7 +211,7 @@ class DatasetWriter:
         if (self.out / MANIFEST_FILE).exists() and (self.out / "samples_grid.png").exists():
             return True  # merged already: keep the scores `synth score` may have written since
         table = pa.concat_tables([pq.read_table(self._part(c)) for c in range(plan.n_chunks)])
-        tmp = _tmp_name(self.out / MANIFEST_FILE)
+        tmp = tmp_name(self.out / MANIFEST_FILE)
         pq.write_table(table, tmp)
         tmp.replace(self.out / MANIFEST_FILE)
         self._grid(table)
@@ -233,7 +233,7 @@ class DatasetWriter:
         return (self.out / "runs" / f"{name}.json").exists()
 
     def write_run_metadata(self, name: str, meta: Mapping[str, Any]) -> None:
-        _atomic_write(self.out / "runs" / f"{name}.json", json.dumps(meta, indent=1, default=str).encode())
+        atomic_write_bytes(self.out / "runs" / f"{name}.json", json.dumps(meta, indent=1, default=str).encode())
 
 
 @contextmanager
@@ -253,18 +253,6 @@ def dir_lock(directory: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _tmp_name(path: Path) -> Path:
-    """A temporary sibling unique to this process, so concurrent shards never share one."""
-    return path.with_name(f"{path.name}.{os.getpid()}.tmp")
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(path)
-    tmp.write_bytes(data)
-    tmp.replace(path)
 
 
 def read_manifest(out_dir: str | Path) -> pa.Table:

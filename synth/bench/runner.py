@@ -39,6 +39,7 @@ from synth.data.imageset import ImageSet
 from synth.data.sources import Source
 from synth.data.splits import Splits
 from synth.errors import ConfigError
+from synth.fsutil import atomic_write_text
 from synth.training import TrainConfig, accuracy
 from synth.writer import config_hash
 
@@ -179,10 +180,7 @@ def run_cell(key: CellKey, splits: Splits, plan: BenchPlan, test_ids: set[str], 
     record = _execute(key, data, splits, params, plan, test_ids, pool)
     record.update(hash=digest, protocol=key.protocol, arm=key.arm, budget=key.budget, seed=key.seed,
                   n_per_class=per_class(splits.labelled))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1, sort_keys=True, default=str))
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True, default=str))
     return {**record, "resumed": False}
 
 

@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 from synth.config import build, load_splits, to_container
 from synth.data.imageset import ImageSet
 from synth.errors import ConfigError
+from synth.fsutil import atomic_write_text
 from synth.mixing.sampler import Schedule, synthetic_share
 from synth.mixing.sources import SyntheticData, load_synthetic
 from synth.mixing.tuning import Candidate, cv_score, tune_mix
@@ -138,9 +139,7 @@ def _summary(m: dict[str, Any]) -> str:
 
 def _write(out: Path, metrics: dict[str, Any]) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=1, default=str))
-    tmp.replace(out / "metrics.json")
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1, default=str))
 
 
 

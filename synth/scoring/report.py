@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from synth.data.imageset import ImageSet
+from synth.fsutil import atomic_write_text
 from synth.scoring.pipeline import ScoreResult
 from synth.viz import image_grid, write_png
 
@@ -111,7 +112,5 @@ def write_all(out: Path, report: dict[str, Any], result: ScoreResult, data: Imag
     out.mkdir(parents=True, exist_ok=True)
     report["histograms"] = write_histograms(out, result.per_sample, result.baseline_per_sample)
     write_best_worst(out / "best_worst.png", data, result.per_sample["gap"], per_side)
-    tmp = out / "report.json.tmp"
-    tmp.write_text(json.dumps(report, indent=1))
-    tmp.replace(out / "report.json")
+    atomic_write_text(out / "report.json", json.dumps(report, indent=1))
     write_markdown(out / "report.md", report)
