@@ -99,6 +99,23 @@ def test_bootstrap_is_paired_over_seeds():
     assert m.hi / m.lo < 1.05
 
 
+def test_an_arm_run_on_some_seeds_is_compared_on_those_seeds_only():
+    # Seed 0 drew a bad labelled subset; an arm run on seed 0 alone must be compared with
+    # real-only on seed 0, not with real-only averaged over luckier seeds, and must not claim a CI.
+    luck = np.array([[-0.1], [0.05], [0.05]])
+    real, arm = _curves(0.0, 0.0) + luck, _curves(np.log(2.0), 0.0) + luck
+    arm[1:] = np.nan
+    target = 0.5 + 0.1 * np.log(20.0) - 0.1
+    m = curves.multiplier_at_target(NS, real, arm, target=target, n_boot=200)
+    assert m.value == pytest.approx(2.0, rel=0.05)
+    assert m.lo == m.hi == m.value
+    assert "single seed" in m.verdict and "paired over 1 of 3 seeds" in m.verdict
+    per = curves.per_budget_multipliers(NS, real, arm, n_boot=50)
+    assert per[1]["value"] == pytest.approx(2.0, rel=1e-6) and "1 of 3 seeds" in per[1]["verdict"]
+    halved = curves.halved_comparison(NS, real, arm, n_boot=50)
+    assert all("1 of 3 seeds" in d["verdict"] for d in halved)
+
+
 def test_per_budget_and_halved_comparisons():
     real, arm = _curves(0.0, 0.0), _curves(np.log(2.0), 0.0)
     per = curves.per_budget_multipliers(NS, real, arm, n_boot=50)

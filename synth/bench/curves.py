@@ -86,6 +86,30 @@ def resamples(n_seeds: int, n_boot: int, seed: int) -> np.ndarray:
     return idx
 
 
+def paired(base: np.ndarray, arm: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """Both curves restricted to the (seed, budget) cells the arm was measured on, and a note when that is not all.
+
+    Why: the bootstrap pairs seeds across arms so that subset luck cancels. An arm measured on
+    only some seeds (a costly arm, a run cut short) compared against a baseline averaged over all
+    seeds would mix different labelled subsets. So the baseline is masked wherever the arm is
+    missing (budgets the arm never ran stay as they are: they only bound the baseline's need),
+    seeds with no arm cell drop out of the bootstrap, and the verdict says how many seeds remain.
+    """
+    measured = np.isfinite(arm).any(axis=0)
+    gaps = ~np.isfinite(arm) & measured[None, :]
+    if not gaps.any():
+        return base, arm, ""
+    rows = np.flatnonzero(np.isfinite(arm[:, measured]).any(axis=1))
+    base = np.where(gaps, np.nan, base)[rows]
+    note = "paired over the seeds measured at each budget" if len(rows) == len(arm) else \
+        f"paired over {len(rows)} of {len(arm)} seeds"
+    return base, arm[rows], note
+
+
+def _with_note(word: str, note: str) -> str:
+    return f"{word} ({note})" if note else word
+
+
 def _ci(values: np.ndarray, level: float) -> tuple[float, float]:
     """Percentile interval by order statistics (works with inf; nan dropped)."""
     v = np.sort(values[~np.isnan(values)])
@@ -127,6 +151,7 @@ def multiplier_at_target(
     n_boot: int = 2000, level: float = 0.95, seed: int = 0,
 ) -> Multiplier:
     """How many times fewer labelled images the arm needs than the baseline to reach `target`."""
+    base, arm, note = paired(base, arm)
     idx = resamples(base.shape[0], n_boot, seed)
     # An arm measured only up to some budget (e.g. a run cut short) is censored at *its* largest budget.
     arm_ns = np.asarray(ns, float)[np.isfinite(_mean_curve(arm))]
@@ -148,7 +173,8 @@ def multiplier_at_target(
         bound = ">="
     else:
         bound = ""
-    return Multiplier(arm_need, base_need, value, lo, hi, bound, verdict(value, lo, hi, base.shape[0], bound))
+    word = _with_note(verdict(value, lo, hi, base.shape[0], bound), note)
+    return Multiplier(arm_need, base_need, value, lo, hi, bound, word)
 
 
 def verdict(value: float, lo: float, hi: float, n_seeds: int, bound: str = "") -> str:
@@ -172,6 +198,7 @@ def per_budget_multipliers(
     ns: Sequence[float], base: np.ndarray, arm: np.ndarray, n_boot: int = 2000, level: float = 0.95, seed: int = 0
 ) -> list[dict]:
     """At each budget n: labelled images the baseline needs to match the arm's accuracy at n, divided by n."""
+    base, arm, note = paired(base, arm)
     idx = resamples(base.shape[0], n_boot, seed)
     out = []
     for k, n in enumerate(ns):
@@ -186,7 +213,8 @@ def per_budget_multipliers(
         # real-only reaching the arm's accuracy already at the smallest budget: at most this multiplier
         bound = {BELOW: "<=", ABOVE: ">="}.get(point.censor, "")
         out.append({"n": float(n), "value": value, "lo": lo, "hi": hi, "bound": bound,
-                    "verdict": verdict(value, lo, hi, base.shape[0]) if np.isfinite(value) else "beyond the measured range"})
+                    "verdict": _with_note(verdict(value, lo, hi, base.shape[0]), note) if np.isfinite(value)
+                    else "beyond the measured range"})
     return out
 
 
@@ -198,6 +226,7 @@ def halved_comparison(
     The arm's accuracy at n/2 is interpolated on log n when n/2 was not measured (flagged),
     and skipped when n/2 lies below the smallest budget.
     """
+    base, arm, note = paired(base, arm)
     idx = resamples(base.shape[0], n_boot, seed)
     measured = set(np.round(np.asarray(ns, float), 6))
     out = []
@@ -224,7 +253,7 @@ def halved_comparison(
             word = "half + synthetic matches all real within noise"
         out.append({"n": float(n), "half": half, "interpolated": round(half, 6) not in measured,
                     "arm_half_acc": arm_half, "base_full_acc": base_full, "diff": diff, "lo": lo, "hi": hi,
-                    "verdict": word})
+                    "verdict": _with_note(word, note)})
     return out
 
 

@@ -184,6 +184,8 @@ def markdown(r: dict[str, Any]) -> str:
     lines = [f"# synth bench: {meta.get('dataset', '?')}", ""]
     if meta.get("command"):
         lines += [f"Command: `{meta['command']}`", ""]
+    if meta.get("notes"):
+        lines += [f"> **Notes:** {meta['notes']}", ""]
     t = r["target"]
     lines += [
         f"Budgets (labelled images per class): {', '.join(r['budgets'])} · seeds: {r['seeds']} · "

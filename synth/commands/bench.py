@@ -54,6 +54,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     meta = {
         "dataset": str(cfg.data.name), "preset": str(cfg.bench.name), "test_images": len(source.test),
         "pool_images": len(source.pool), "command": cfg.get("command") or " ".join(["synth bench", *sys.argv[1:]]),
+        "notes": cfg.bench.get("notes"),
         "wall_seconds_this_run": round(seconds, 1), "threads": int(cfg.threads),
         "cells_computed_this_run": sum(not c.get("resumed") for c in cells),
         "cells_resumed": sum(bool(c.get("resumed")) for c in cells),
