@@ -6,6 +6,9 @@ scoring. Inputs are feature matrices (N, D) — raw pixels flattened, or extract
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
 import numpy as np
 import torch
 
@@ -15,6 +18,66 @@ def _as_matrix(x: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(x.reshape(len(x), -1).astype(np.float32, copy=False))
 
 
+@dataclass
+class NeighbourPass:
+    """Everything one sweep over the (queries x refs) distance matrix yields.
+
+    Scoring needs, for the same pair of sets, nearest-neighbour distances and indices,
+    how many reference balls contain each query (PRDC) and the largest radius/distance
+    ratio (realism). Reducing all of them in one chunked sweep computes each O(N x M)
+    distance block once instead of once per metric.
+    """
+
+    dist: np.ndarray  # (N, k) distances to the k nearest refs, ascending
+    index: np.ndarray  # (N, k) their indices into refs
+    inside: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (N,) #refs j with d_j <= r_j
+    ratio: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (N,) max_j r_j / d_j
+
+
+def neighbour_pass(
+    queries: np.ndarray,
+    refs: np.ndarray,
+    k: int = 1,
+    *,
+    exclude_self: bool = False,
+    radii: Mapping[str, np.ndarray] | None = None,
+    chunk: int = 2048,
+) -> NeighbourPass:
+    """k nearest refs of every query plus ball statistics for each named radius vector.
+
+    `radii[name]` holds one radius per ref (a ball around each ref); a radius of 0 takes
+    that ref out of the ratio. `exclude_self` drops the zero self-match when queries and
+    refs are the same set. Chunked over queries: memory is chunk x len(refs) floats.
+    """
+    q, r = _as_matrix(queries), _as_matrix(refs)
+    kk = k + int(exclude_self)
+    if len(r) < kk:
+        raise ValueError(f"need at least {kk} reference points for k={k}, got {len(r)}")
+    balls = {name: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for name, v in (radii or {}).items()}
+    dists, idxs = [], []
+    inside: dict[str, list[torch.Tensor]] = {name: [] for name in balls}
+    ratio: dict[str, list[torch.Tensor]] = {name: [] for name in balls}
+    with torch.inference_mode():
+        for start in range(0, len(q), chunk):
+            d = torch.cdist(q[start : start + chunk], r)
+            if exclude_self:
+                rows = torch.arange(len(d))
+                d[rows, rows + start] = float("inf")
+            top = torch.topk(d, k, dim=1, largest=False)
+            dists.append(top.values)
+            idxs.append(top.indices)
+            for name, rad in balls.items():
+                inside[name].append((d <= rad).sum(1))
+                ratio[name].append((rad / d.clamp_min(1e-12)).max(1).values)
+    if not dists:
+        empty = {name: np.zeros(0, np.float32) for name in balls}
+        return NeighbourPass(np.zeros((0, k), np.float32), np.zeros((0, k), np.int64), dict(empty), dict(empty))
+    return NeighbourPass(
+        torch.cat(dists).numpy(), torch.cat(idxs).numpy(),
+        {n: torch.cat(v).numpy() for n, v in inside.items()}, {n: torch.cat(v).numpy() for n, v in ratio.items()},
+    )
+
+
 def knn_distances(
     queries: np.ndarray, refs: np.ndarray, k: int = 1, exclude_self: bool = False, chunk: int = 2048
 ) -> np.ndarray:
@@ -22,18 +85,7 @@ def knn_distances(
 
     `exclude_self` drops the zero self-match when queries and refs are the same set.
     """
-    q, r = _as_matrix(queries), _as_matrix(refs)
-    kk = k + int(exclude_self)
-    if len(r) < kk:
-        raise ValueError(f"need at least {kk} reference points for k={k}, got {len(r)}")
-    out = []
-    for start in range(0, len(q), chunk):
-        d = torch.cdist(q[start : start + chunk], r)
-        if exclude_self:
-            rows = torch.arange(len(d))
-            d[rows, rows + start] = float("inf")
-        out.append(torch.topk(d, k, dim=1, largest=False).values)
-    return torch.cat(out).numpy() if out else np.zeros((0, k), np.float32)
+    return neighbour_pass(queries, refs, k, exclude_self=exclude_self, chunk=chunk).dist
 
 
 def novelty_ratio(samples: np.ndarray, train: np.ndarray, heldout: np.ndarray) -> float:

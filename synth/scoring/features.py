@@ -47,14 +47,15 @@ class ClassifierExtractor:
         name: names the metrics (FD_<name>); keep it short and specific.
     """
 
-    def __init__(self, model: torch.nn.Module, name: str = "smallcnn", batch_size: int = 1024) -> None:
+    #: 256 measured ~1.5x faster than 1024 per image on one CPU thread (activations stay in cache).
+    def __init__(self, model: torch.nn.Module, name: str = "smallcnn", batch_size: int = 256) -> None:
         self.model = model.eval()
         self.name = name
         self.num_features = int(model.num_features)
         self.batch_size = batch_size
         self._fingerprint: str | None = None
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def features_and_proba(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Features (N, D) and softmax probabilities (N, K), batched to bound memory."""
         feats, probs = [], []

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from synth.errors import DataError
-from synth.neighbors import knn_distances
-from synth.scoring.set_metrics import ball_stats, check_features, knn_radii
+from synth.neighbors import NeighbourPass, knn_distances
+from synth.scoring.set_metrics import ball_stats, check_features, real_self_distances
 
 SCORES = ("realism", "novelty", "label_consistency", "gap")
 #: Realism is a ratio r/d, unbounded for exact copies (d = 0); stored values are capped here.
@@ -58,23 +58,42 @@ class Reference:
         leave-one-out NN distances within the training set do (a slightly smaller scale)."""
         if len(train) < 2:
             raise DataError(f"the real reference needs at least 2 images, got {len(train)}")
+        held_nn = None
         if heldout is not None and len(heldout):
             check_features(train, heldout, "held-out real")
-            ref = knn_distances(heldout, train, k=1)[:, 0]
-        else:
-            ref = knn_distances(train, train, k=1, exclude_self=True)[:, 0]
+            held_nn = knn_distances(heldout, train, k=1)[:, 0]
+        return cls.from_neighbours(train, real_self_distances(train, k), held_nn, k)
+
+    @classmethod
+    def from_neighbours(
+        cls, train: np.ndarray, real_self: np.ndarray, heldout_nn: np.ndarray | None, k: int = 3
+    ) -> Reference:
+        """Build from precomputed sweeps: `real_self` (train -> train k-NN distances, self
+        excluded, >= k columns) and `heldout_nn` (held-out -> nearest train distance, or None)."""
+        k = min(k, real_self.shape[1])
+        ref = heldout_nn if heldout_nn is not None and len(heldout_nn) else real_self[:, 0]
         scale = float(np.median(ref))
-        return cls(train, knn_radii(train, k), max(scale, 1e-8), ref, k)
+        return cls(train, real_self[:, k - 1], max(scale, 1e-8), ref, k)
+
+    def realism_radii(self) -> np.ndarray:
+        """Radii of the realism balls: the half of the training points with the smallest
+        k-NN radii (robust to outliers); 0 takes a point out (`neighbour_pass` radii)."""
+        return np.where(self.radii <= np.median(self.radii), self.radii, 0.0).astype(np.float32)
 
 
-def realism(features: np.ndarray, ref: Reference) -> np.ndarray:
-    keep = ref.radii <= np.median(ref.radii)
-    _, ratio = ball_stats(features, ref.train[keep], ref.radii[keep])
+def realism(features: np.ndarray, ref: Reference, to_train: NeighbourPass | None = None) -> np.ndarray:
+    """`to_train`: a features -> train sweep made with radii={"realism": ref.realism_radii()}."""
+    if to_train is None:
+        keep = ref.radii <= np.median(ref.radii)
+        _, ratio = ball_stats(features, ref.train[keep], ref.radii[keep])
+    else:
+        ratio = to_train.ratio["realism"]
     return np.minimum(ratio.astype(np.float64), REALISM_CAP)  # exact copies sit at distance 0
 
 
-def novelty(features: np.ndarray, ref: Reference) -> np.ndarray:
-    return knn_distances(features, ref.train, k=1)[:, 0].astype(np.float64) / ref.nn_scale
+def novelty(features: np.ndarray, ref: Reference, to_train: NeighbourPass | None = None) -> np.ndarray:
+    d = knn_distances(features, ref.train, k=1)[:, 0] if to_train is None else to_train.dist[:, 0]
+    return d.astype(np.float64) / ref.nn_scale
 
 
 def label_consistency(proba: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -100,10 +119,14 @@ def score_samples(
     proba: np.ndarray | None = None,
     copy_threshold: float = 0.1,
     novelty_target: float = 1.0,
+    to_train: NeighbourPass | None = None,
 ) -> dict[str, np.ndarray]:
-    """All per-sample scores plus the boolean `copy` flag, as arrays aligned with `features`."""
+    """All per-sample scores plus the boolean `copy` flag, as arrays aligned with `features`.
+
+    `to_train`: the features -> train sweep if already made (see `realism`), to reuse it.
+    """
     check_features(ref.train, features)
-    out = {"realism": realism(features, ref), "novelty": novelty(features, ref)}
+    out = {"realism": realism(features, ref, to_train), "novelty": novelty(features, ref, to_train)}
     cons = label_consistency(proba, labels) if proba is not None and labels is not None else None
     if cons is not None:
         out["label_consistency"] = cons

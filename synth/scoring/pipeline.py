@@ -12,7 +12,7 @@ from synth.data.imageset import ImageSet
 from synth.errors import DataError
 from synth.scoring.features import ClassifierExtractor, Extractor, FeatureCache, embed
 from synth.scoring.per_sample import Reference, score_samples
-from synth.scoring.set_metrics import SetMetrics, evaluate_set
+from synth.scoring.set_metrics import SetMetrics, evaluate_set, neighbourhood, real_self_distances
 
 log = logging.getLogger("synth.score")
 
@@ -80,12 +80,22 @@ def score_images(
         p_syn = embed(judge, synthetic, cache, names[2])[1]
     f_held = embed(extractor, heldout, cache, names[1])[0] if heldout is not None and len(heldout) else None
     t1 = time.perf_counter()
-    ref = Reference.fit(f_train, f_held, k=realism_k)
+    # One sweep per ordered pair of sets, shared by per-sample and set-level scores (and the
+    # train -> train sweep by the synthetic set and the real-vs-real baseline).
+    real_self = real_self_distances(f_train, max(k, realism_k))
+    radii = Reference.from_neighbours(f_train, real_self, None, realism_k).realism_radii()
+    nb_held = neighbourhood(f_train, f_held, k, real_self, radii) if f_held is not None and len(f_held) > 1 else None
+    nb_syn = neighbourhood(f_train, f_syn, k, real_self, radii) if len(f_syn) > 1 else None
+    held_nn = nb_held.f2r.dist[:, 0] if nb_held is not None else None
+    ref = Reference.from_neighbours(f_train, real_self, held_nn, realism_k)
     labels = synthetic.labels if (synthetic.labels >= 0).all() else None
-    per_sample = score_samples(f_syn, ref, labels, p_syn, copy_threshold, novelty_target)
-    baseline = score_samples(f_held, ref, None, None, copy_threshold, novelty_target) if f_held is not None else {}
+    per_sample = score_samples(f_syn, ref, labels, p_syn, copy_threshold, novelty_target,
+                               nb_syn.f2r if nb_syn is not None else None)
+    baseline = score_samples(f_held, ref, None, None, copy_threshold, novelty_target,
+                             nb_held.f2r if nb_held is not None else None) if f_held is not None else {}
     t2 = time.perf_counter()
-    metrics = evaluate_set(f_train, f_syn, f_held, extractor.name, k=k, seed=seed, skip=skip)
+    metrics = evaluate_set(f_train, f_syn, f_held, extractor.name, k=k, seed=seed, skip=skip,
+                           nb_fake=nb_syn, nb_heldout=nb_held)
     t3 = time.perf_counter()
     summary = summarise(per_sample)
     if baseline:
