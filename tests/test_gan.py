@@ -150,3 +150,48 @@ def test_sampling_throughput_sanity(tiny_labelled):
     # Default-size 8 px generator, one thread on a shared machine: far below the ~10k img/s
     # benchmark on 2 threads, but a per-sample Python loop or a slow path would fail this.
     assert rate > 500, f"{rate:.0f} img/s"
+
+
+def test_latents_are_per_seed_and_standard_normal():
+    from generators.gan.networks import latents
+    from synth.seeding import sample_seeds
+
+    seeds = sample_seeds(3, np.arange(2000))
+    z = latents(seeds, 63)  # odd z_dim: Box-Muller pairs are cut back
+    assert z.shape == (2000, 63) and z.dtype == torch.float32
+    assert torch.equal(latents(seeds[17:19], 63), z[17:19]), "a latent depends on its own seed only"
+    assert abs(float(z.mean())) < 0.02 and abs(float(z.std()) - 1.0) < 0.02
+    assert abs(float(np.corrcoef(z[:, 0], z[:, 32])[0, 1])) < 0.1  # cos/sin halves are not coupled
+
+
+def test_class_consistency_losses_train_and_stay_frozen(tiny_labelled):
+    cfg = GANConfig(**{**TINY, "ac_weight": 1.0, "cls_weight": 1.0, "teacher_steps": 40})
+    trainer = GANTrainer(cfg, tiny_labelled)
+    assert trainer.D.aux is not None and trainer.teacher is not None
+    assert not any(p.requires_grad for p in trainer.teacher.parameters()), "the teacher must stay frozen"
+    before = {k: v.clone() for k, v in trainer.teacher.state_dict().items()}
+    head_before = trainer.D.aux.weight.detach().clone()
+    info = trainer.train()
+    assert info["steps_done"] == 4
+    assert not torch.equal(trainer.D.aux.weight, head_before), "D's class head did not learn"
+    assert all(torch.equal(v, before[k]) for k, v in trainer.teacher.state_dict().items())
+    # The aux head is part of the architecture (fingerprint); off, the old fingerprint is kept.
+    assert GANConfig(**TINY).architecture() == {"z_dim": 8, "g_channels": 16, "d_channels": 16}
+    assert cfg.architecture()["aux_classifier"] is True
+    with pytest.raises(ConfigError, match="cls_weight"):
+        GANConfig(cls_weight=-1.0)
+
+
+def test_old_checkpoint_without_new_keys_loads_and_a_mismatched_one_fails_clearly(tiny_labelled, tmp_path):
+    gen = GANGenerator(**TINY).fit(tiny_labelled)
+    gen.save(tmp_path / "ckpt")
+    meta_path = tmp_path / "ckpt" / "generator_config.json"
+    meta = json.loads(meta_path.read_text())
+    for key in ("ac_weight", "cls_weight", "teacher_steps"):  # a config written before these existed
+        meta["config"].pop(key, None)
+    meta_path.write_text(json.dumps(meta))
+    assert np.array_equal(Generator.load(tmp_path / "ckpt").sample(2, seed=4).images, gen.sample(2, seed=4).images)
+    meta["config"]["g_channels"] = 32
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="do not fit the generator"):
+        Generator.load(tmp_path / "ckpt")

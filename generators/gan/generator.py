@@ -56,5 +56,12 @@ class GANGenerator(Generator):
         if not path.is_file():
             raise CheckpointError(f"GAN checkpoint {directory} lacks {WEIGHTS_FILE}; re-run `synth fit generator=gan`")
         net = build_generator(self.gan_config, len(self.class_names or ()), tuple(self.image_shape))  # type: ignore[arg-type]
-        net.load_state_dict(load_file(path))
+        try:
+            net.load_state_dict(load_file(path))
+        except RuntimeError as exc:  # missing/unexpected keys or shape mismatch
+            raise CheckpointError(
+                f"GAN weights in {path} do not fit the generator described by {directory / 'generator_config.json'} "
+                f"(z_dim/g_channels or an architecture change since it was written): {str(exc).splitlines()[0]} "
+                "Re-fit it with `synth fit generator=gan`."
+            ) from exc
         self.net = net.eval()

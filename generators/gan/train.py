@@ -33,10 +33,12 @@ from synth.data.imageset import ImageSet
 from synth.errors import CheckpointError, ConfigError, SynthError
 from synth.neighbors import within_class_diversity
 from synth.seeding import rng_for, sample_seeds
+from synth.training import TrainConfig, train_classifier
 from synth.viz import save_class_grid
 
 BATCH_STREAM = 31  # rng_for sub-stream for real-batch indices
 CHECK_SEED_OFFSET = 7919  # check samples use seeds disjoint from a user's seed=0 samples
+TEACHER_SEED_OFFSET = 104729  # the class-consistency teacher's own seed
 
 
 class GANTrainingError(SynthError):
@@ -60,6 +62,13 @@ class GANConfig:
     cutout_ratio: float = 0.5
     #: Mode-seeking (MSGAN) weight: penalises G for mapping different z to similar images.
     ds_weight: float = 0.0
+    #: AC-GAN-style class head on D (trained on real labels only); G gets ac_weight * CE on fakes.
+    ac_weight: float = 0.0
+    #: Class-consistency loss from a frozen classifier trained on the SAME labelled images with
+    #: online augmentation (synth.training.train_classifier): G gets cls_weight * CE on fakes.
+    cls_weight: float = 0.0
+    #: Training steps of that frozen classifier.
+    teacher_steps: int = 600
     check_every: int = 250
     check_per_class: int = 20
     #: Fail (or stop) when EMA-sample within-class diversity / real's falls below this.
@@ -88,11 +97,17 @@ class GANConfig:
             raise ConfigError(f"need lr_g, lr_d >= 0 and 0 <= ema_decay < 1, got {self.lr_g}, {self.lr_d}, {self.ema_decay}")
         if self.on_failure not in ("raise", "stop"):
             raise ConfigError(f"generator.on_failure must be 'raise' or 'stop', got {self.on_failure!r}")
-        if self.ds_weight < 0 or self.min_diversity < 0:
-            raise ConfigError("generator.ds_weight and generator.min_diversity must be >= 0")
+        for key in ("ds_weight", "min_diversity", "ac_weight", "cls_weight"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"generator.{key} must be >= 0, got {getattr(self, key)}")
+        if self.cls_weight > 0 and self.teacher_steps <= 0:
+            raise ConfigError(f"generator.teacher_steps must be > 0 when cls_weight > 0, got {self.teacher_steps}")
 
-    def architecture(self) -> dict[str, int]:
-        return {"z_dim": self.z_dim, "g_channels": self.g_channels, "d_channels": self.d_channels}
+    def architecture(self) -> dict[str, Any]:
+        arch: dict[str, Any] = {"z_dim": self.z_dim, "g_channels": self.g_channels, "d_channels": self.d_channels}
+        if self.ac_weight > 0:  # only when on, so older checkpoints keep their fingerprint
+            arch["aux_classifier"] = True
+        return arch
 
 
 def to_signed(images: np.ndarray) -> torch.Tensor:
@@ -115,12 +130,15 @@ class GANTrainer:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             G = build_generator(cfg, self.n_classes, labelled.image_shape)
-            D = ProjectionDiscriminator(self.n_classes, labelled.image_shape, channels=cfg.d_channels)
+            D = ProjectionDiscriminator(
+                self.n_classes, labelled.image_shape, channels=cfg.d_channels, aux_classifier=cfg.ac_weight > 0
+            )
         self.G_ema = copy.deepcopy(G).eval().requires_grad_(False).to(self.accelerator.device)
         opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=cfg.betas)
         opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=cfg.betas)
         self.G, self.D, self.opt_g, self.opt_d = self.accelerator.prepare(G, D, opt_g, opt_d)
         self.augment = DiffAugment(cfg.diffaugment, fill=-1.0, cutout_ratio=cfg.cutout_ratio)
+        self.teacher = train_teacher(labelled, cfg) if cfg.cls_weight > 0 else None
         self.real = to_signed(labelled.images).to(self.accelerator.device)
         self.real_labels = torch.from_numpy(labelled.labels).to(self.accelerator.device)
         self.real_diversity = within_class_diversity(labelled.images, labelled.labels)
@@ -175,9 +193,11 @@ class GANTrainer:
         with torch.no_grad():
             fake = self.G(z, y_fake)
         self.D.requires_grad_(True)
-        d_real = self.D(self.augment(x_real, g), y_real)
+        d_real, logits_real = self.D.score_and_logits(self.augment(x_real, g), y_real)
         d_fake = self.D(self.augment(fake, g), y_fake)
         loss_d = F.relu(1.0 - d_real).mean() + F.relu(1.0 + d_fake).mean()
+        if logits_real is not None:  # the class head learns from real labels only
+            loss_d = loss_d + cfg.ac_weight * F.cross_entropy(logits_real, y_real)
         self.opt_d.zero_grad(set_to_none=True)
         self.accelerator.backward(loss_d)
         self.opt_d.step()
@@ -188,7 +208,12 @@ class GANTrainer:
         y = torch.cat([y_half, y_half]).to(dev)  # pairs share a label for the mode-seeking term
         z = torch.randn(2 * half, cfg.z_dim, generator=g).to(dev)
         fake = self.G(z, y)
-        loss_g = -self.D(self.augment(fake, g), y).mean()
+        d_gen, logits_gen = self.D.score_and_logits(self.augment(fake, g), y)
+        loss_g = -d_gen.mean()
+        if logits_gen is not None:
+            loss_g = loss_g + cfg.ac_weight * F.cross_entropy(logits_gen, y)
+        if self.teacher is not None:
+            loss_g = loss_g + cfg.cls_weight * F.cross_entropy(self.teacher((fake + 1.0) * 0.5), y)
         if cfg.ds_weight > 0:
             img_gap = (fake[:half] - fake[half:]).abs().mean(dim=(1, 2, 3))
             z_gap = (z[:half] - z[half:]).abs().mean(dim=1)
@@ -336,6 +361,21 @@ class GANTrainer:
             str(sorted(self.cfg.architecture().items())), str(self.cfg.seed),
         ]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def train_teacher(labelled: ImageSet, cfg: GANConfig) -> torch.nn.Module:
+    """A frozen SmallCNN trained on the GAN's own labelled images with online augmentation.
+
+    It sees exactly the images the GAN sees (the strict n-labelled protocol holds); its
+    cross-entropy on generated images tells G which class a sample reads as. Deterministic
+    per seed, so a resumed run rebuilds the same teacher instead of storing it.
+    """
+    from synth.scoring.features import judge_augment
+
+    model = train_classifier(
+        labelled, TrainConfig(steps=cfg.teacher_steps), seed=cfg.seed + TEACHER_SEED_OFFSET, augment=judge_augment()
+    )
+    return model.eval().requires_grad_(False)
 
 
 def config_from_kwargs(kwargs: dict[str, Any]) -> GANConfig:
