@@ -14,6 +14,7 @@ from generators.base import Generator
 from synth.chunk_pool import ChunkJob, write_chunks
 from synth.config import build, load_splits, to_container
 from synth.errors import CheckpointError, ConfigError
+from synth.scoring.accept import AcceptSettings, ChunkScorer, candidate_plan, record, run_rounds
 from synth.webdataset_io import WDS_DIR, write_webdataset
 from synth.writer import DatasetWriter, Plan, config_hash
 
@@ -33,8 +34,16 @@ class GenerateResult:
 
 
 def content_config(cfg: DictConfig) -> dict:
-    """The part of the config that determines the dataset's bytes."""
-    return {k: v for k, v in to_container(cfg).items() if k not in EXECUTION_KEYS and k != "hydra"}
+    """The part of the config that determines the dataset's bytes.
+
+    `accept` counts only when enabled (older outputs keep their hash), and its max_rounds
+    never (it bounds the run, it does not change any chunk: raising it continues a run).
+    """
+    content = {k: v for k, v in to_container(cfg).items() if k not in EXECUTION_KEYS and k != "hydra"}
+    accept = content.pop("accept", None)
+    if accept and accept.get("score") not in (None, "", "none"):
+        content["accept"] = {k: v for k, v in accept.items() if k != "max_rounds"}
+    return content
 
 
 def get_generator(cfg: DictConfig, splits) -> Generator:
@@ -55,16 +64,23 @@ def run(cfg: DictConfig) -> GenerateResult:
     t0 = time.perf_counter()
     if cfg.n_per_class is None or int(cfg.n_per_class) <= 0:
         raise ConfigError(f"n_per_class must be a positive integer, got {cfg.n_per_class}")
+    accept = AcceptSettings.from_config(cfg.get("accept"))
+    if accept is not None and int(cfg.num_shards) != 1:
+        raise ConfigError("accept.score needs one process deciding over all chunks: use num_shards=1 (num_workers may be > 1)")
     _, splits = load_splits(cfg)
     content = content_config(cfg)
     digest = config_hash(content)
     plan = Plan.balanced(int(cfg.n_per_class), splits.labelled.n_classes, int(cfg.chunk_size))
+    if accept is not None:  # rounds of n_per_class candidates per class
+        plan = candidate_plan(int(cfg.n_per_class), splits.labelled.n_classes, int(cfg.chunk_size), accept.max_rounds)
     mine = plan.shard_chunks(int(cfg.shard_index), int(cfg.num_shards))
     writer = DatasetWriter(
         cfg.out_dir, class_names=splits.labelled.class_names, generator=str(cfg.generator.name),
         content_hash=digest, overwrite=bool(cfg.overwrite),
     )
     writer.prepare(OmegaConf.to_yaml(OmegaConf.create(content)))
+    if accept is not None:
+        return _run_accept(cfg, accept, splits, writer, plan, digest, t0)
     todo = [c for c in mine if not writer.is_done(c)]
     if len(todo) < len(mine):
         log.info("resuming %s: %d of %d chunks already written", cfg.out_dir, len(mine) - len(todo), len(mine))
@@ -82,6 +98,34 @@ def run(cfg: DictConfig) -> GenerateResult:
     state = "complete" if complete else f"shard {cfg.shard_index}/{cfg.num_shards} done, other shards pending"
     print(f"synth generate: wrote {written} images in {seconds:.1f}s ({rate:.0f} img/s) to {cfg.out_dir} [{state}]")
     return GenerateResult(Path(cfg.out_dir), written, len(mine) - len(todo), complete, seconds)
+
+
+def _run_accept(cfg: DictConfig, accept: AcceptSettings, splits, writer: DatasetWriter, plan: Plan, digest: str,
+                t0: float) -> GenerateResult:
+    """Generate in rounds until accept.n_per_class samples per class pass (synth/scoring/accept.py)."""
+    state: dict = {}
+
+    def write(chunks: list[int]) -> int:
+        if not chunks:
+            return 0
+        state["gen"] = state.get("gen") or get_generator(cfg, splits)
+        return write_chunks(ChunkJob(state["gen"], writer, plan, int(cfg.seed)), chunks,
+                            num_workers=int(cfg.get("num_workers", 1)), progress=bool(cfg.progress))
+
+    def scorer() -> ChunkScorer:
+        return ChunkScorer(splits, int(cfg.seed), cfg.accept.get("cache_dir"), cfg.accept.get("scoring"))
+
+    round_size = int(cfg.n_per_class) * splits.labelled.n_classes
+    cut, written, summary = run_rounds(accept, writer, plan, round_size, splits.labelled.n_classes, write, scorer)
+    writer.finalize(cut)
+    record(writer, summary)
+    seconds = time.perf_counter() - t0
+    mine = list(range(cut.n_chunks))
+    _record_run(writer, cfg, digest, written, seconds, state.get("gen"), seconds, cut, mine)
+    print(f"synth generate: {summary['passed']} of {summary['generated']} generated samples pass {summary['rule']} "
+          f"(acceptance rate {summary['acceptance_rate']:.1%}, {summary['rounds']} round(s)); "
+          f"{accept.n_per_class} per class accepted, the rest listed as surplus/rejected in {cfg.out_dir}/manifest.parquet")
+    return GenerateResult(Path(cfg.out_dir), written, 0, True, seconds)
 
 
 def _record_run(

@@ -57,9 +57,11 @@ def write_scores(
     sample_ids: np.ndarray,
     scores: Mapping[str, np.ndarray],
     accepted: np.ndarray | None = None,
+    status: np.ndarray | None = None,
 ) -> pa.Table:
     """Write `score_<name>` columns (and `accepted`/`status`) into the manifest, by sample_id.
 
+    `status` (optional, aligned with `sample_ids`) overrides the accepted/rejected statuses.
     Float scores become float64 columns, boolean ones (the `copy` flag) bool columns.
     Rows the scores do not cover keep nulls. Returns the new table.
     """
@@ -75,10 +77,12 @@ def write_scores(
         columns["accepted"] = np.asarray(accepted, dtype=bool)
     for name, values in columns.items():
         table = _set_column(table, name, rows, np.asarray(values))
-    status = np.full(table.num_rows, "unfiltered", dtype=object)
-    if accepted is not None:
-        status[rows] = np.where(np.asarray(accepted, dtype=bool), "accepted", "rejected")
-    table = _set_column(table, "status", np.arange(table.num_rows), status.astype(str))
+    full_status = np.full(table.num_rows, "unfiltered", dtype=object)
+    if status is not None:  # a caller's finer statuses (e.g. "surplus" from generate's accept mode)
+        full_status[rows] = np.asarray(status, dtype=object)
+    elif accepted is not None:
+        full_status[rows] = np.where(np.asarray(accepted, dtype=bool), "accepted", "rejected")
+    table = _set_column(table, "status", np.arange(table.num_rows), full_status.astype(str))
     tmp = out / f"{MANIFEST_FILE}.{os.getpid()}.tmp"
     pq.write_table(table, tmp)
     tmp.replace(out / MANIFEST_FILE)
