@@ -16,7 +16,13 @@ from safetensors.torch import load_file
 from generators import Generator
 from generators.diffusion import DiffusionGenerator, Img2ImgGenerator
 from generators.diffusion.memorisation import leave_one_out_reference, novelty_against
-from generators.diffusion.sampling import _guided_eps, ddim_scheduler, strength_start
+from generators.diffusion.sampling import (
+    _guided_eps,
+    ddim_scheduler,
+    resolve_sample_dtype,
+    sampling_unet,
+    strength_start,
+)
 from generators.diffusion.train import Selection, random_affine
 from generators.diffusion.unet import Geometry
 from synth.data import ImageSet
@@ -73,6 +79,40 @@ def test_null_class_is_the_extra_embedding_and_guidance_mixes_it(tiny_labelled):
     guided = _guided_eps(gen._unet, x, t, labels, gen.null_class, 3.0)
     torch.testing.assert_close(guided, null + 3.0 * (cond - null), rtol=1e-4, atol=1e-5)
     assert torch.equal(_guided_eps(gen._unet, x, t, labels, gen.null_class, 1.0), cond)
+
+
+def test_bf16_sampling_is_close_to_float32_and_leaves_the_weights_float32(tiny_labelled):
+    gen = tiny(sample_dtype="float32").fit(tiny_labelled)
+    full = gen.sample(2, seed=3)
+    gen.config["sample_dtype"] = "bfloat16"
+    half = gen.sample(2, seed=3)
+    assert gen._unet.dtype == torch.float32  # sampling casts a copy, never the stored model
+    diff = np.abs(full.images.astype(int) - half.images.astype(int))
+    assert diff.mean() < 4.0  # rounding of eps only: same images to within a few grey levels
+    assert np.array_equal(half.images, gen.sample(2, seed=3).images)  # and deterministic
+    x, t, labels = torch.randn(2, 1, 8, 8), torch.tensor(500), torch.tensor([1, 2])
+    eps = _guided_eps(sampling_unet(gen._unet, torch.bfloat16), x, t, labels, gen.null_class, 2.0)
+    assert eps.dtype == torch.float32
+
+
+def test_sample_dtype_auto_resolves_and_bad_values_are_config_errors():
+    assert resolve_sample_dtype("auto") in (torch.float32, torch.bfloat16)
+    assert resolve_sample_dtype("float32") == torch.float32
+    with pytest.raises(ConfigError, match="sample_dtype"):
+        tiny(sample_dtype="float16")
+
+
+def test_checkpoint_from_before_sample_dtype_loads_and_samples_in_float32(tiny_labelled, tmp_path):
+    gen = tiny(sample_dtype="float32").fit(tiny_labelled)
+    gen.save(tmp_path / "ck")
+    meta_path = tmp_path / "ck" / "generator_config.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["config"]["sample_dtype"]  # what a checkpoint written before the option holds
+    meta_path.write_text(json.dumps(meta))
+    old = Generator.load(tmp_path / "ck")
+    assert old.config["sample_dtype"] == "float32"
+    assert np.array_equal(old.sample(2, seed=7).images, gen.sample(2, seed=7).images)
+    assert Generator.load(tmp_path / "ck").config["block_out_channels"] == [8, 16]
 
 
 def test_guidance_without_label_dropout_is_rejected():

@@ -8,6 +8,7 @@ may also learn from the unlabelled pool (as the null class).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,15 @@ import torch
 from diffusers import DDPMScheduler, UNet2DModel
 from safetensors.torch import load_file, save_file
 
-from generators.base import Generator, Samples
+from generators.base import CONFIG_FILE, Generator, Samples
 from generators.diffusion.memorisation import NoveltyMonitor
-from generators.diffusion.sampling import ddim_scheduler, generate, sdedit
+from generators.diffusion.sampling import (
+    ddim_scheduler,
+    generate,
+    resolve_sample_dtype,
+    sampling_unet,
+    sdedit,
+)
 from generators.diffusion.train import TrainSettings, train_unet
 from generators.diffusion.unet import Geometry, build_unet
 from synth.data.imageset import ImageSet
@@ -61,6 +68,7 @@ class DiffusionGenerator(Generator):
         guidance_scale: float = 2.0,
         eta: float = 0.0,
         sample_batch_size: int = 256,
+        sample_dtype: str = "auto",
         eval_every: int = 250,
         eval_per_class: int = 10,
         eval_sample_steps: int = 25,
@@ -91,6 +99,7 @@ class DiffusionGenerator(Generator):
             raise ConfigError("guidance_scale > 1 needs label_dropout > 0 (the null class must be trained)")
         if c["eta"] != 0.0:
             raise ConfigError(f"generator.eta must be 0 (deterministic DDIM keeps per-sample seeding exact), got {c['eta']}")
+        resolve_sample_dtype(c["sample_dtype"])
 
     def _augment_config(self) -> dict[str, float] | None:
         aug = self.config["augment"]
@@ -159,11 +168,16 @@ class DiffusionGenerator(Generator):
         c = self.config
         return {"null_class": self.null_class, "guidance_scale": float(c["guidance_scale"]), "batch_size": int(c["sample_batch_size"])}
 
+    def _sampling_net(self, unet: UNet2DModel) -> UNet2DModel:
+        """`unet` in the configured sampling precision (a cast copy unless float32)."""
+        return sampling_unet(unet, resolve_sample_dtype(self.config["sample_dtype"]))
+
     def _generate(self, unet: UNet2DModel, labels: np.ndarray, seeds: np.ndarray, steps: int) -> np.ndarray:
         geometry = self.geometry
         sched = ddim_scheduler(self._scheduler, steps)
         shape = (geometry.channels, *geometry.padded)
-        return geometry.to_pixels(generate(unet, sched, labels, seeds, shape, **self._sampling_kwargs()))
+        net = self._sampling_net(unet)
+        return geometry.to_pixels(generate(net, sched, labels, seeds, shape, **self._sampling_kwargs()))
 
     def _sample(self, labels: np.ndarray, seeds: np.ndarray) -> Samples:
         images = self._generate(self._unet, labels, seeds, int(self.config["sample_steps"]))
@@ -179,6 +193,10 @@ class DiffusionGenerator(Generator):
             raise CheckpointError(f"{directory}/unet has no safetensors weights; re-run `synth fit generator={self.name}`")
         self._unet = UNet2DModel.from_pretrained(directory / "unet", use_safetensors=True).eval().requires_grad_(False)
         self._scheduler = DDPMScheduler.from_pretrained(directory / "scheduler")
+        saved = json.loads((directory / CONFIG_FILE).read_text()).get("config", {})
+        if "sample_dtype" not in saved:
+            # Written before sample_dtype existed: keep float32 so its samples stay byte-identical.
+            self.config["sample_dtype"] = "float32"
 
 
 class Img2ImgGenerator(DiffusionGenerator):
@@ -216,7 +234,7 @@ class Img2ImgGenerator(DiffusionGenerator):
         geometry = self.geometry
         sched = ddim_scheduler(self._scheduler, int(self.config["sample_steps"]))
         x = sdedit(
-            self._unet, sched, geometry.to_model(self._parents[chosen]), labels, seeds,
+            self._sampling_net(self._unet), sched, geometry.to_model(self._parents[chosen]), labels, seeds,
             float(self.config["strength"]), **self._sampling_kwargs(),
         )
         return Samples(geometry.to_pixels(x), labels.copy(), self._parent_ids[chosen].astype(object))
