@@ -202,6 +202,7 @@ def load_encoder(directory: str | Path) -> SmallCNN:
     meta = json.loads(cfg_path.read_text())
     mc = dict(meta["model"])
     mc["image_size"] = tuple(mc["image_size"])
+    mc.setdefault("pool", False)  # saved before SmallCNN had the key: no pool then
     model = SmallCNN(**mc)
     try:
         model.load_state_dict(load_file(str(weights)))

@@ -1,0 +1,43 @@
+"""SmallCNN: size-aware pooling and loading checkpoints written before the `pool` key existed."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from synth.models import SmallCNN
+from synth.ssl import load_encoder, save_encoder
+
+
+def _convs_at(model: SmallCNN, size: int) -> list[int]:
+    """Spatial size each conv layer sees for a size x size input."""
+    seen: list[int] = []
+    hooks = [m.register_forward_hook(lambda _m, x, _y: seen.append(x[0].shape[-1]))
+             for m in model.body if isinstance(m, torch.nn.Conv2d)]
+    model.eval()
+    model(torch.zeros(2, 1, size, size))
+    for h in hooks:
+        h.remove()
+    return seen
+
+
+def test_pooling_is_on_from_16_px_and_off_for_tiny_images():
+    assert _convs_at(SmallCNN(1, 10, (28, 28), width=4, hidden=8), 28) == [28, 14]
+    assert _convs_at(SmallCNN(1, 10, (8, 8), width=4, hidden=8), 8) == [8, 8]
+    assert _convs_at(SmallCNN(1, 10, (28, 28), width=4, hidden=8, pool=False), 28) == [28, 28]
+    assert SmallCNN(1, 10, (28, 28), width=4, hidden=8).config["pool"] is True
+
+
+def test_an_encoder_saved_without_the_pool_key_loads_as_unpooled(tmp_path):
+    old = SmallCNN(1, 10, (28, 28), width=4, hidden=8, pool=False)
+    save_encoder(old, tmp_path)
+    cfg = tmp_path / "encoder_config.json"
+    meta = json.loads(cfg.read_text())
+    del meta["model"]["pool"]  # what a checkpoint from before the key looks like
+    cfg.write_text(json.dumps(meta))
+    loaded = load_encoder(tmp_path)
+    x = torch.rand(3, 1, 28, 28)
+    old.eval()
+    loaded.eval()
+    assert torch.equal(old(x), loaded(x))
