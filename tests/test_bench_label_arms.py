@@ -83,3 +83,15 @@ def test_active_learning_is_deterministic_under_a_seed(tmp_path, digits_source):
     )
     assert first["active"]["accuracy"] == pytest.approx(second["active"]["accuracy"])
     assert first["active"]["meta"] == second["active"]["meta"]
+
+
+def test_active_learning_with_online_augmentation_records_it_and_counts_labels(tmp_path, digits_source):
+    aug = {**ARMS["active"], "augment": "light", "augment_params": {"working_size": 16}}
+    arms = {"real": {}, "active": ARMS["active"], "active_aug": aug}
+    p = BenchPlan(budgets=[2], seeds=[0], protocols=[POOL], arms=arms, train=TINY_TRAIN, out_dir=tmp_path,
+                  progress=False, all_arm_params=arms)
+    cells = {c["arm"]: c for c in run_grid(digits_source, p)[0]}
+    assert cells["active_aug"]["status"] == "ok", cells["active_aug"].get("error")
+    assert cells["active_aug"]["meta"]["augment"] == "light" and cells["active"]["meta"]["augment"] is None
+    n = 2 * digits_source.pool.n_classes
+    assert cells["active_aug"]["labelled_used"] == cells["active"]["labelled_used"] == n

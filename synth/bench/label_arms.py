@@ -185,22 +185,26 @@ def arm_ssl(data: ArmData, budget: Any, seed: int, cfg: ArmConfig) -> ArmOutput:
 
 
 def arm_active(data: ArmData, budget: Any, seed: int, cfg: ArmConfig) -> ArmOutput:
-    """Margin active learning from a classifier trained from scratch each round (no augmentation).
+    """Margin active learning from a classifier trained from scratch each round.
 
     `round_steps` (optional) shortens the selection rounds' training to save CPU; the final
-    classifier on the chosen labels always uses the full recipe.
+    classifier on the chosen labels always uses the full recipe. `augment` (optional, a
+    procedural preset) trains every classifier with online augmentation: the two levers act on
+    different things (which images get labels, how much each label teaches), so they compound.
     """
     steps = cfg.params.get("round_steps")
     round_cfg = replace(cfg.train, steps=int(steps)) if steps else cfg.train
+    augment = online_augmenter(cfg.params)  # None when no preset is named
 
     def train_fn(d: ImageSet, s: int) -> nn.Module:
-        return train_classifier(d, round_cfg, seed=s)
+        return train_classifier(d, round_cfg, seed=s, augment=augment)
 
     model, chosen, meta = run_active(data, budget, seed, cfg, train_fn)
     initial = meta.pop("initial_ids")
     if round_cfg is not cfg.train:
-        model = train_classifier(chosen, cfg.train, seed=seed)
+        model = train_classifier(chosen, cfg.train, seed=seed, augment=augment)
         meta["round_steps"] = int(steps)
+    meta["augment"] = cfg.params.get("augment")
     return ArmOutput(model, meta, {"initial labels": initial}, n_labelled=len(chosen))
 
 
