@@ -195,3 +195,17 @@ def test_old_checkpoint_without_new_keys_loads_and_a_mismatched_one_fails_clearl
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="do not fit the generator"):
         Generator.load(tmp_path / "ckpt")
+
+
+def test_render_on_a_thread_pool_matches_serial_and_restores_threads():
+    from generators.gan.networks import render
+    from synth.seeding import sample_seeds
+
+    net = ConditionalGenerator(10, (8, 8, 1), z_dim=8, channels=16)
+    labels, seeds = np.arange(50) % 10, sample_seeds(2, np.arange(50))
+    serial = render(net, labels, seeds, batch=7, workers=1)
+    threads = torch.get_num_threads()
+    pooled = render(net, labels, seeds, batch=7, workers=3)
+    assert torch.get_num_threads() == threads, "render must restore the caller's thread count"
+    assert np.array_equal(serial, pooled), "chunking and workers must not change the samples"
+    assert np.array_equal(render(net, labels[10:12], seeds[10:12], workers=1), serial[10:12])
