@@ -14,7 +14,7 @@ blur, and learned generators if registered), then for each set measure:
 Reports the Spearman rank correlation of each metric with the gain.
 
     python benchmarks/score_validity.py            # ~5 min on one CPU thread
-    python benchmarks/score_validity.py --speed    # 10k vs 10k Fashion-MNIST timing
+    python benchmarks/score_validity.py --speed    # 10k vs 10k Fashion-MNIST timing, 2 and 1 threads
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import resource
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # repo root: ge
 
 from generators import registry
 from synth.data import DigitsSource, ImageSet
-from synth.scoring.features import judge_augment, train_extractor
+from synth.scoring.features import EXTRACTOR_TRAIN, judge_augment, train_extractor
 from synth.scoring.pipeline import score_images
 from synth.training import TrainConfig, accuracy, train_classifier
 
@@ -150,7 +151,7 @@ def validity(args) -> None:
     sets = build_sets(labelled, candidates)
     print(f"built {len(sets)} sets in {time.perf_counter() - t0:.0f}s", flush=True)
 
-    ext = train_extractor(labelled, TrainConfig(), seed=0, augment=judge_augment())  # = synth score defaults
+    ext = train_extractor(labelled, EXTRACTOR_TRAIN, seed=0, augment=judge_augment())  # = synth score defaults
     scores = {}
     for name, syn in sets.items():
         r = score_images(syn, labelled, baseline_part, ext, k=5, seed=0)
@@ -205,14 +206,17 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--speed", action="store_true", help="time 10k vs 10k on Fashion-MNIST instead")
+    p.add_argument("--threads", type=int, default=None, help="with --speed: one run at this many torch threads")
     args = p.parse_args()
-    if args.speed:
-        speed()
+    if args.speed and args.threads:
+        print(json.dumps(speed(threads=args.threads)))
+    elif args.speed:
+        speed_report()
     else:
         validity(args)
 
 
-def speed(n: int = 10_000) -> None:
+def speed(n: int = 10_000, threads: int = 1) -> dict:
     """10k synthetic vs 10k real training images (+10k held-out for baselines), Fashion-MNIST 28x28.
 
     The "synthetic" set is a random subset of real Fashion-MNIST training images (scoring cost
@@ -221,30 +225,56 @@ def speed(n: int = 10_000) -> None:
     """
     from synth.data import FashionMNISTSource
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     source = FashionMNISTSource(max_pool=3 * n)
     pool = source.pool
     order = np.random.default_rng(0).permutation(len(pool))
     train, held, syn = (pool.subset(np.sort(order[i * n : (i + 1) * n])) for i in range(3))
+    load_before = os.getloadavg()[0]
     t0, c0 = time.perf_counter(), time.process_time()
-    ext = train_extractor(train, TrainConfig(), seed=0, augment=judge_augment())
+    ext = train_extractor(train, EXTRACTOR_TRAIN, seed=0, augment=judge_augment())  # = synth score defaults
     t1, c1 = time.perf_counter(), time.process_time()
     r = score_images(syn, train, held.without_labels(), ext, seed=0)
     t2, c2 = time.perf_counter(), time.process_time()
-    res = {
-        "command": "python benchmarks/score_validity.py --speed",
-        "n_train": len(train), "n_synthetic": len(syn), "n_heldout": len(held), "image": "28x28x1",
+    heldout_acc = float((ext.predict_proba(held.images).argmax(1) == held.labels).mean())  # untimed check
+    return {
+        "torch_threads": threads, "n_train": len(train), "n_synthetic": len(syn), "n_heldout": len(held),
+        "image": "28x28x1", "extractor": {"train": vars(EXTRACTOR_TRAIN), "heldout_accuracy": round(heldout_acc, 4)},
         "wall_s": {"extractor_training": round(t1 - t0, 1), "scoring": round(t2 - t1, 1), "total": round(t2 - t0, 1),
                    **{k: round(v, 1) for k, v in r.seconds.items()}},
         "cpu_s": {"extractor_training": round(c1 - c0, 1), "scoring": round(c2 - c1, 1), "total": round(c2 - c0, 1)},
         "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2),
-        "load_average_1min": round(os.getloadavg()[0], 1), "torch_threads": 1,
+        "load_average_1min": {"before": round(load_before, 1), "after": round(os.getloadavg()[0], 1)},
         "gap_mean": r.summary["gap_mean"], "set_metrics": r.set_metrics.values,
-        "note": "2 CPU cores shared with other jobs (see load average); wall time is inflated by contention",
+        "real_vs_real": r.set_metrics.baseline,
     }
+
+
+def speed_report(threads: tuple[int, ...] = (2, 1)) -> None:
+    """One fresh process per thread count (peak RSS is per process); JSON + a short .md."""
+    runs = []
+    for t in threads:
+        out = subprocess.run([sys.executable, __file__, "--speed", "--threads", str(t)], check=True,
+                             capture_output=True, text=True).stdout
+        runs.append(json.loads(out.strip().splitlines()[-1]))
+        print(json.dumps(runs[-1], indent=1), flush=True)
+    res = {"command": "python benchmarks/score_validity.py --speed", "goal": "total wall <= 60 s, peak RSS <= 4 GB",
+           "host": platform.node(), "cpu_count": os.cpu_count(), "runs": runs,
+           "note": "2 CPU cores shared with other jobs (see load averages): wall time is inflated by contention"}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "score_validity.speed.json").write_text(json.dumps(res, indent=1))
-    print(json.dumps(res, indent=1))
+    lines = ["# Scoring speed: 10k synthetic vs 10k real (+10k held-out real), Fashion-MNIST 28x28\n",
+             f"Command: `{res['command']}` (goal: {res['goal']}; {res['note']}).\n",
+             "| threads | total wall s | extractor training s | features s | per-sample s | set metrics s | CPU s "
+             "| peak RSS GB | load 1-min before/after | extractor held-out acc |", "|---" * 10 + "|"]
+    for r in runs:
+        w = r["wall_s"]
+        lines.append(f"| {r['torch_threads']} | {w['total']} | {w['extractor_training']} | {w['features']} | "
+                     f"{w['per_sample']} | {w['set_metrics']} | {r['cpu_s']['total']} | {r['peak_rss_gb']} | "
+                     f"{r['load_average_1min']['before']} / {r['load_average_1min']['after']} | "
+                     f"{r['extractor']['heldout_accuracy']} |")
+    (RESULTS / "score_validity.speed.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -102,6 +102,31 @@ def test_c2st_separates_distributions():
     assert c2st_auc(gaussian(200), gaussian(200, seed=9, shift=2.0)) > 0.95
 
 
+def test_shared_neighbourhood_equals_brute_force_and_standalone_scores():
+    """The single-sweep path (pipeline) must give what the per-metric definitions give."""
+    from synth.scoring.set_metrics import neighbourhood, real_self_distances
+
+    real, fake = gaussian(120, d=6, seed=11), gaussian(90, d=6, seed=12, shift=0.3)
+    d_ff = np.linalg.norm(fake[:, None] - fake[None], axis=2) + np.diag(np.full(90, np.inf))
+    d_rr = np.linalg.norm(real[:, None] - real[None], axis=2) + np.diag(np.full(120, np.inf))
+    d_fr = np.linalg.norm(fake[:, None] - real[None], axis=2)
+    r_real, r_fake = np.sort(d_rr, 1)[:, 4], np.sort(d_ff, 1)[:, 4]
+    brute = {"precision": (d_fr <= r_real).any(1).mean(), "recall": (d_fr.T <= r_fake).any(1).mean(),
+             "density": (d_fr <= r_real).sum(1).mean() / 5, "coverage": (d_fr.min(0) <= r_real).mean()}
+    got = prdc(real, fake, k=5)
+    for key, value in brute.items():
+        assert got[key] == pytest.approx(value, abs=1e-6), key
+
+    ref = Reference.fit(real, None, k=3)
+    nb = neighbourhood(real, fake, 5, real_self_distances(real, 5), ref.realism_radii())
+    shared = score_samples(fake, ref, to_train=nb.f2r)
+    alone = score_samples(fake, ref)
+    for key in ("realism", "novelty", "gap"):
+        np.testing.assert_allclose(shared[key], alone[key], rtol=1e-5)
+    with_nb = compute_set_metrics(real, fake, "x", skip=("c2st", "kid"), nb=nb)
+    assert with_nb == pytest.approx(compute_set_metrics(real, fake, "x", skip=("c2st", "kid")))
+
+
 # ------------------------------------------------------------------ per-sample scores
 def test_per_sample_copies_flagged_and_wrong_labels_score_negative():
     train, held = gaussian(200, seed=0), gaussian(200, seed=1)

@@ -37,12 +37,13 @@ def content_config(cfg: DictConfig) -> dict:
     """The part of the config that determines the dataset's bytes.
 
     `accept` counts only when enabled (older outputs keep their hash), and its max_rounds
-    never (it bounds the run, it does not change any chunk: raising it continues a run).
+    and cache_dir never (max_rounds bounds the run without changing any chunk: raising it
+    continues a run).
     """
     content = {k: v for k, v in to_container(cfg).items() if k not in EXECUTION_KEYS and k != "hydra"}
     accept = content.pop("accept", None)
     if accept and accept.get("score") not in (None, "", "none"):
-        content["accept"] = {k: v for k, v in accept.items() if k != "max_rounds"}
+        content["accept"] = {k: v for k, v in accept.items() if k not in ("max_rounds", "cache_dir")}
     return content
 
 

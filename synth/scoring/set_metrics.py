@@ -112,7 +112,7 @@ def ball_stats(queries: np.ndarray, centers: np.ndarray, radii: np.ndarray, chun
     """
     if len(queries) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    p = neighbour_pass(queries, centers, 1, radii={"r": radii}, chunk=chunk)
+    p = neighbour_pass(queries, centers, 1, radii={"r": radii}, ratio_radii={"r": radii}, chunk=chunk)
     return p.inside["r"], p.ratio["r"]
 
 
@@ -166,10 +166,8 @@ def neighbourhood(
     if real_self is None or real_self.shape[1] < k:
         real_self = real_self_distances(real, k)
     fake_radii = knn_distances(fake, fake, k=k, exclude_self=True)[:, k - 1]
-    balls = {"prdc": real_self[:, k - 1]}
-    if realism_radii is not None:
-        balls["realism"] = realism_radii
-    f2r = neighbour_pass(fake, real, 1, radii=balls)
+    ratio = {"realism": realism_radii} if realism_radii is not None else None
+    f2r = neighbour_pass(fake, real, 1, radii={"prdc": real_self[:, k - 1]}, ratio_radii=ratio)
     r2f = neighbour_pass(real, fake, 1, radii={"prdc": fake_radii})
     return Neighbourhood(k, real_self, fake_radii, f2r, r2f)
 
