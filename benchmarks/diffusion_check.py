@@ -92,9 +92,12 @@ def main() -> None:
     ap.add_argument("--per-class", type=int, default=50)
     ap.add_argument("--throughput-n", type=int, default=1024)
     ap.add_argument("--img2img-steps", type=int, default=None, help="default: the config's train_steps")
-    ap.add_argument("--strengths", type=float, nargs="+", default=[0.2, 0.3, 0.4, 0.5, 0.7])
+    ap.add_argument("--strengths", type=float, nargs="+", default=[0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
     ap.add_argument("--sample-dtypes", nargs="+", default=["bfloat16", "float32"])
     ap.add_argument("--no-img2img", action="store_true")
+    ap.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                    help="override diffusion config keys, e.g. --set block_out_channels=[24,48,48] (results go to --out)")
+    ap.add_argument("--out", default="diffusion_check", help="results name under benchmarks/results (no extension)")
     ap.add_argument("--work-dir", default=None, help="default: a fresh temporary directory")
     args = ap.parse_args()
     args.work_dir = args.work_dir or tempfile.mkdtemp(prefix="diffusion_check_")
@@ -112,7 +115,8 @@ def main() -> None:
         "command": "python " + " ".join(["benchmarks/diffusion_check.py", *sys.argv[1:]]),
     }
 
-    gen = shipped("diffusion", train_steps=args.train_steps, work_dir=f"{args.work_dir}/diffusion")
+    overrides = OmegaConf.to_container(OmegaConf.from_dotlist(args.set))
+    gen = shipped("diffusion", train_steps=args.train_steps, work_dir=f"{args.work_dir}/diffusion", **overrides)
     assert isinstance(gen, DiffusionGenerator)
     _, fit_sec = timed(lambda: gen.fit(labelled))
     info = gen.fit_info
@@ -128,7 +132,7 @@ def main() -> None:
             "sample_seconds_1thread": round(sec, 2),
         }
         print(f"guidance {g}: {per_guidance[str(g)]}", flush=True)
-        if g == 2.0:
+        if g == 2.0 and not args.set:
             save_class_grid(RESULTS / "diffusion_samples.png", samples.images, samples.labels, labelled.class_names)
     gen.config["guidance_scale"] = 2.0
     per_dtype = {}
@@ -158,8 +162,8 @@ def main() -> None:
     if not args.no_img2img:
         result["img2img"] = run_img2img(args, splits, judge)
     result["total_seconds"] = round(time.perf_counter() - t_start, 1)
-    (RESULTS / "diffusion_check.json").write_text(json.dumps(result, indent=1))
-    (RESULTS / "diffusion_check.md").write_text(markdown(result))
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=1))
+    (RESULTS / f"{args.out}.md").write_text(markdown(result))
     print(markdown(result))
 
 

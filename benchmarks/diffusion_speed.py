@@ -34,9 +34,9 @@ from synth.data import DigitsSource  # noqa: E402
 RESULTS = REPO / "benchmarks" / "results"
 
 
-def fitted_default():
-    """The shipped diffusion config, trained for 2 steps (speed does not depend on the weights)."""
-    cfg = OmegaConf.load(REPO / "conf" / "generator" / "diffusion.yaml")
+def fitted_default(overrides: list[str]):
+    """The shipped diffusion config (+ KEY=VALUE overrides), trained for 2 steps (speed does not depend on the weights)."""
+    cfg = OmegaConf.merge(OmegaConf.load(REPO / "conf" / "generator" / "diffusion.yaml"), OmegaConf.from_dotlist(overrides))
     cfg.train_steps, cfg.eval_every, cfg.progress, cfg.min_novelty = 2, 0, False, None
     return build(cfg, "generator").fit(DigitsSource(test_size=500).splits(n_per_class=10, seed=0).labelled)
 
@@ -75,9 +75,10 @@ def main() -> None:
     ap.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--n", type=int, default=512)
+    ap.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides, e.g. block_out_channels=[32,64,64]")
     ap.add_argument("--out", default=str(RESULTS / "diffusion_speed"), help="results path without extension")
     args = ap.parse_args()
-    gen = fitted_default()
+    gen = fitted_default(args.set)
     cells = [cell(gen, d, t, args.n, args.repeats) for t in args.threads for d in args.dtypes]
     for c in cells:
         print(json.dumps(c), flush=True)
