@@ -237,3 +237,17 @@ def test_cli_fit_then_generate_round_trip(tmp_path, monkeypatch):
                  "progress=false", f"out_dir={out}"]) in (0, None)
     pngs = sorted(out.glob("images/*/*.png"))
     assert len(pngs) == 20
+
+
+@pytest.mark.parametrize("cls", [DiffusionGenerator, Img2ImgGenerator])
+def test_python_defaults_match_the_shipped_yaml(cls):
+    """Checkpoint-free code paths (DiffusionGenerator()) must sample like `generator=<name>` does."""
+    from omegaconf import OmegaConf
+
+    from tests.tiny_configs import _CONF
+
+    shipped = OmegaConf.to_container(OmegaConf.load(_CONF / f"{cls.name}.yaml"))
+    made = cls().config
+    for key in ("block_out_channels", "sample_dtype", "sample_steps", "guidance_scale", "strength"):
+        if key in shipped:
+            assert made[key] == shipped[key], key
