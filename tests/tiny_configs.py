@@ -31,9 +31,10 @@ TINY: dict[str, dict] = {
     "diffusion": _from_conf("diffusion", **_TINY_DIFFUSION),
     "img2img": _from_conf("img2img", **_TINY_DIFFUSION, strength=0.5),
     "pseudo_label": dict(threshold=0.0, min_precision=0.0, k_folds=2, steps=80, batch_size=32, width=8, hidden=32),
-    # 8 px, 16-channel nets, 4 steps; the collapse guard is off (4 steps cannot reach diversity).
+    # 8 px, 16-channel nets, 4 steps, a 10-step class-consistency teacher; the collapse guard is off
+    # (4 steps cannot reach diversity).
     "gan": _from_conf(
         "gan", z_dim=8, g_channels=16, d_channels=16, steps=4, batch_size=16, check_every=2, check_per_class=4,
-        diversity_warmup=10**6, progress=False,
+        diversity_warmup=10**6, teacher_steps=10, progress=False,
     ),
 }
