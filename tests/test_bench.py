@@ -86,6 +86,12 @@ def test_an_arm_at_target_from_the_smallest_budget_gives_a_lower_bound():
     assert m.bound == ">=" and m.value == pytest.approx(15.0, rel=1e-6)
 
 
+def test_a_ci_bound_at_one_up_to_float_rounding_is_not_a_gain():
+    assert curves.verdict(1.5, 1.0000000000000002, 2.0, n_seeds=3) == "no gain: CI includes 1.0x"
+    assert curves.verdict(0.8, 0.5, 0.9999999999999998, n_seeds=3) == "no gain: CI includes 1.0x"
+    assert curves.verdict(1.5, 1.01, 2.0, n_seeds=3) == "gain"
+
+
 def test_single_seed_says_there_is_no_ci():
     m = curves.multiplier_at_target(NS, _curves(0, 0, seeds=1), _curves(1, 0, seeds=1), target=0.7, n_boot=50)
     assert m.lo == m.hi == m.value and "single seed" in m.verdict

@@ -20,6 +20,7 @@ from synth.seeding import rng_for
 
 BELOW = "<="  # target reached already at the smallest budget: the need is at most that
 ABOVE = ">"  # target never reached: the need is beyond the largest budget
+_TOL = 1e-9  # relative float noise allowed when comparing a CI bound with 1.0x or a difference with 0
 
 
 @dataclass(frozen=True)
@@ -187,9 +188,10 @@ def verdict(value: float, lo: float, hi: float, n_seeds: int, bound: str = "") -
         return f"inconclusive: not reached within its measured budgets (at most {value:.2f}x)"
     if n_seeds < 2:
         return f"{'gain' if value > 1 else 'no gain'}? single seed, no confidence interval"
-    if lo > 1.0:
+    # A bound that equals 1.0 up to float rounding (ratios like 10/10 computed via exp/log) is 1.0.
+    if lo > 1.0 + _TOL:
         return "gain"
-    if hi < 1.0:
+    if hi < 1.0 - _TOL:
         return "worse"
     return "no gain: CI includes 1.0x"
 
@@ -245,9 +247,9 @@ def halved_comparison(
         lo, hi = _ci(diffs, level) if base.shape[0] > 1 else (diff, diff)
         if base.shape[0] < 2:
             word = "single seed, no confidence interval"
-        elif lo > 0:
+        elif lo > _TOL:
             word = "half + synthetic beats all real"
-        elif hi < 0:
+        elif hi < -_TOL:
             word = "half + synthetic is worse than all real"
         else:
             word = "half + synthetic matches all real within noise"
