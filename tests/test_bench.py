@@ -86,6 +86,13 @@ def test_an_arm_at_target_from_the_smallest_budget_gives_a_lower_bound():
     assert m.bound == ">=" and m.value == pytest.approx(15.0, rel=1e-6)
 
 
+def test_a_baseline_that_never_reaches_the_target_gives_a_finite_lower_bound():
+    real, arm = _curves(-3.0, 0.0), _curves(0.0, 0.0)
+    m = curves.multiplier_at_target(NS, real, arm, target=0.5 + 0.1 * np.log(25.0), n_boot=50)
+    assert m.bound == ">=" and m.value == pytest.approx(50.0 / 25.0, rel=1e-6)
+    assert np.isfinite(m.lo) and np.isfinite(m.hi) and m.verdict == "gain"
+
+
 def test_a_ci_bound_at_one_up_to_float_rounding_is_not_a_gain():
     assert curves.verdict(1.5, 1.0000000000000002, 2.0, n_seeds=3) == "no gain: CI includes 1.0x"
     assert curves.verdict(0.8, 0.5, 0.9999999999999998, n_seeds=3) == "no gain: CI includes 1.0x"

@@ -138,12 +138,15 @@ class Multiplier:
         return asdict(self)
 
 
-def _ratio(base: float, arm: float, n_max: float) -> float:
-    """base/arm; an arm that never reaches the target counts as needing more than n_max (an upper bound)."""
+def _ratio(base: float, arm: float, n_max: float, base_max: float) -> float:
+    """base/arm, censored: an arm that never reaches the target needs more than its n_max (an upper
+    bound on the ratio); a baseline that never reaches it needs more than base_max (a lower bound)."""
     if np.isinf(base) and np.isinf(arm):
         return float("nan")
     if np.isinf(arm):
         return float(base / n_max)
+    if np.isinf(base):
+        return float(base_max / arm)
     return float(base / arm)
 
 
@@ -157,14 +160,16 @@ def multiplier_at_target(
     # An arm measured only up to some budget (e.g. a run cut short) is censored at *its* largest budget.
     arm_ns = np.asarray(ns, float)[np.isfinite(_mean_curve(arm))]
     n_max = float(arm_ns.max()) if len(arm_ns) else float(np.nanmax(np.asarray(ns, float)))
+    base_ns = np.asarray(ns, float)[np.isfinite(_mean_curve(base))]
+    base_max = float(base_ns.max()) if len(base_ns) else float(np.nanmax(np.asarray(ns, float)))
     ratios = np.empty(len(idx))
     for b, rows in enumerate(idx):
         nb = need_for_target(ns, _mean_curve(base[rows]), target).n
         na = need_for_target(ns, _mean_curve(arm[rows]), target).n
-        ratios[b] = _ratio(nb, na, n_max)
+        ratios[b] = _ratio(nb, na, n_max, base_max)
     base_need = need_for_target(ns, _mean_curve(base), target)
     arm_need = need_for_target(ns, _mean_curve(arm), target)
-    value = _ratio(base_need.n, arm_need.n, n_max)
+    value = _ratio(base_need.n, arm_need.n, n_max, base_max)
     lo, hi = _ci(ratios, level) if base.shape[0] > 1 else (value, value)
     if np.isnan(value):
         bound = "n/a"
