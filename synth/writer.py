@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 
 from generators.base import Samples
 from synth.errors import ConfigError, DataError
-from synth.fsutil import atomic_write_bytes, tmp_name
+from synth.fsutil import atomic_write, atomic_write_bytes
 from synth.viz import encode_png, save_class_grid
 
 FORMAT_VERSION = 1
@@ -190,9 +190,7 @@ class DatasetWriter:
         for col in SCORE_COLUMNS:
             rows[col] = [None] * len(samples)
         table = pa.Table.from_pydict(rows, schema=MANIFEST_SCHEMA)
-        tmp = tmp_name(self._part(chunk))
-        pq.write_table(table, tmp)
-        tmp.replace(self._part(chunk))
+        atomic_write(self._part(chunk), lambda tmp: pq.write_table(table, tmp))
 
     # ------------------------------------------------------------------ finish
     def finalize(self, plan: Plan) -> bool:
@@ -211,9 +209,7 @@ class DatasetWriter:
         if (self.out / MANIFEST_FILE).exists() and (self.out / "samples_grid.png").exists():
             return True  # merged already: keep the scores `synth score` may have written since
         table = pa.concat_tables([pq.read_table(self._part(c)) for c in range(plan.n_chunks)])
-        tmp = tmp_name(self.out / MANIFEST_FILE)
-        pq.write_table(table, tmp)
-        tmp.replace(self.out / MANIFEST_FILE)
+        atomic_write(self.out / MANIFEST_FILE, lambda tmp: pq.write_table(table, tmp))
         self._grid(table)
         for stale in [*(self.out / "parts").glob("*.tmp"), *self.out.glob("*.tmp")]:
             # parts (or a WebDataset folder) half-written by a killed run; every chunk is done now

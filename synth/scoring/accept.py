@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from omegaconf import DictConfig, OmegaConf
 
 from synth.errors import ConfigError
-from synth.fsutil import atomic_write_bytes, tmp_name
+from synth.fsutil import atomic_write, atomic_write_bytes
 from synth.scoring.per_sample import SCORES, Reference, score_samples
 from synth.writer import DatasetWriter, Plan
 
@@ -123,10 +123,7 @@ def score_chunk(writer: DatasetWriter, chunk: int, scorer: ChunkScorer) -> None:
     scores = scorer(images, np.asarray(part.column("label"), dtype=np.int64))
     table = pa.table({"sample_id": part.column("sample_id"),
                       **{f"score_{k}": pa.array(np.asarray(v, np.float64)) for k, v in scores.items()}})
-    path = _scores_path(writer, chunk)
-    tmp = tmp_name(path)
-    pq.write_table(table, tmp)
-    tmp.replace(path)
+    atomic_write(_scores_path(writer, chunk), lambda tmp: pq.write_table(table, tmp))
 
 
 def decide(tables: list[pa.Table], labels: np.ndarray, s: AcceptSettings, n_classes: int) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -25,6 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from synth.data.imageset import ImageSet
 from synth.errors import CheckpointError, ConfigError
+from synth.fsutil import atomic_write
 from synth.models import SmallCNN
 from synth.training import Augment, TrainConfig, to_tensor, train_classifier
 
@@ -139,14 +139,19 @@ def train_extractor(
     return ext
 
 
+def _save_npy(path: Path, value: np.ndarray) -> None:
+    # through a file object: np.save(name) would append ".npy" to a temporary name
+    with open(path, "wb") as f:
+        np.save(f, value)
+
+
 def save_extractor(ext: ClassifierExtractor, directory: str | Path) -> None:
     """Write model.safetensors + config.json (the format `load_extractor` reads)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     config = dict(getattr(ext.model, "config", {}), name=ext.name)
-    tmp = directory / f"model.safetensors.{os.getpid()}.tmp"
-    save_file({k: v.contiguous() for k, v in ext.model.state_dict().items()}, str(tmp))
-    tmp.replace(directory / "model.safetensors")
+    state = {k: v.contiguous() for k, v in ext.model.state_dict().items()}
+    atomic_write(directory / "model.safetensors", lambda tmp: save_file(state, str(tmp)))
     (directory / "config.json").write_text(json.dumps(config, indent=1, default=list))
 
 
@@ -212,10 +217,7 @@ class FeatureCache:
             return np.load(path, allow_pickle=False)
         value = np.asarray((compute or (lambda: ext(images)))(), dtype=np.float32)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npy")
-            np.save(tmp, value)
-            tmp.replace(path)
+            atomic_write(path, lambda tmp: _save_npy(tmp, value))
         return value
 
 

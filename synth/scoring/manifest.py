@@ -7,7 +7,6 @@ the old manifest intact. Every row stays listed; filtering only sets `accepted` 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pyarrow.parquet as pq
 
 from synth.data.imageset import ImageSet
 from synth.errors import DataError
+from synth.fsutil import atomic_write
 from synth.viz import decode_png
 from synth.writer import MANIFEST_FILE, read_manifest
 
@@ -83,9 +83,7 @@ def write_scores(
     elif accepted is not None:
         full_status[rows] = np.where(np.asarray(accepted, dtype=bool), "accepted", "rejected")
     table = _set_column(table, "status", np.arange(table.num_rows), full_status.astype(str))
-    tmp = out / f"{MANIFEST_FILE}.{os.getpid()}.tmp"
-    pq.write_table(table, tmp)
-    tmp.replace(out / MANIFEST_FILE)
+    atomic_write(out / MANIFEST_FILE, lambda tmp: pq.write_table(table, tmp))
     return table
 
 
