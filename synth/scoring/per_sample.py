@@ -33,8 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from synth.errors import DataError
-from synth.neighbors import NeighbourPass, knn_distances
-from synth.scoring.set_metrics import ball_stats, check_features, real_self_distances
+from synth.neighbors import NeighbourPass, knn_distances, neighbour_pass
+from synth.scoring.set_metrics import check_features, real_self_distances
 
 SCORES = ("realism", "novelty", "label_consistency", "gap")
 #: Realism is a ratio r/d, unbounded for exact copies (d = 0); stored values are capped here.
@@ -81,19 +81,18 @@ class Reference:
         return np.where(self.radii <= np.median(self.radii), self.radii, 0.0).astype(np.float32)
 
 
-def realism(features: np.ndarray, ref: Reference, to_train: NeighbourPass | None = None) -> np.ndarray:
-    """`to_train`: a features -> train sweep made with radii={"realism": ref.realism_radii()}."""
-    if to_train is None:
-        keep = ref.radii <= np.median(ref.radii)
-        _, ratio = ball_stats(features, ref.train[keep], ref.radii[keep])
-    else:
-        ratio = to_train.ratio["realism"]
-    return np.minimum(ratio.astype(np.float64), REALISM_CAP)  # exact copies sit at distance 0
+    def sweep(self, features: np.ndarray) -> NeighbourPass:
+        """The one features -> train sweep both realism and novelty read."""
+        return neighbour_pass(features, self.train, 1, ratio_radii={"realism": self.realism_radii()})
 
 
-def novelty(features: np.ndarray, ref: Reference, to_train: NeighbourPass | None = None) -> np.ndarray:
-    d = knn_distances(features, ref.train, k=1)[:, 0] if to_train is None else to_train.dist[:, 0]
-    return d.astype(np.float64) / ref.nn_scale
+def realism(to_train: NeighbourPass) -> np.ndarray:
+    """From a features -> train sweep made with ratio_radii={"realism": ref.realism_radii()}."""
+    return np.minimum(to_train.ratio["realism"].astype(np.float64), REALISM_CAP)  # exact copies sit at distance 0
+
+
+def novelty(to_train: NeighbourPass, ref: Reference) -> np.ndarray:
+    return to_train.dist[:, 0].astype(np.float64) / ref.nn_scale
 
 
 def label_consistency(proba: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -126,7 +125,8 @@ def score_samples(
     `to_train`: the features -> train sweep if already made (see `realism`), to reuse it.
     """
     check_features(ref.train, features)
-    out = {"realism": realism(features, ref, to_train), "novelty": novelty(features, ref, to_train)}
+    to_train = to_train if to_train is not None else ref.sweep(features)
+    out = {"realism": realism(to_train), "novelty": novelty(to_train, ref)}
     cons = label_consistency(proba, labels) if proba is not None and labels is not None else None
     if cons is not None:
         out["label_consistency"] = cons
