@@ -24,3 +24,13 @@ def test_negative_seed_rejected():
     with pytest.raises(ValueError):
         sample_seeds(-1, 0)
 
+
+
+def test_per_seed_uniforms_rows_depend_on_their_own_seed_only():
+    from synth.seeding import per_seed_uniforms
+
+    u = per_seed_uniforms(np.array([3, 5, 7]), 16)
+    assert u.shape == (3, 16) and u.dtype == np.float32
+    assert ((u > 0) & (u < 1)).all()
+    np.testing.assert_array_equal(per_seed_uniforms(np.array([7, 3]), 16), u[[2, 0]])
+    assert not np.array_equal(u[0], u[1])
