@@ -20,6 +20,7 @@ import numpy as np
 
 from synth.data.imageset import ImageSet
 from synth.errors import CheckpointError, ConfigError, DataError
+from synth.fsutil import atomic_write_text
 from synth.seeding import sample_seeds
 
 CONFIG_FILE = "generator_config.json"
@@ -47,6 +48,10 @@ class Generator(ABC):
     name: ClassVar[str] = "base"
     #: Whether `_fit` can make use of unlabelled images (e.g. a diffusion prior).
     uses_unlabelled: ClassVar[bool] = False
+    #: Values for config keys a checkpoint may predate, where the constructor's default has
+    #: changed since: `load` applies them when the saved config lacks the key, so an old
+    #: checkpoint keeps behaving (and sampling) as it did when it was written.
+    legacy_config: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, **config: Any) -> None:
         self.config: dict[str, Any] = config
@@ -116,9 +121,8 @@ class Generator(ABC):
             "seen_ids": self.seen_ids,
             "fit_info": self.fit_info,
         }
-        tmp = directory / (CONFIG_FILE + ".tmp")
-        tmp.write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
-        tmp.replace(directory / CONFIG_FILE)  # written last: its presence marks a complete checkpoint
+        # written last: its presence marks a complete checkpoint
+        atomic_write_text(directory / CONFIG_FILE, json.dumps(meta, indent=1, sort_keys=True, default=str))
         return directory
 
     @classmethod
@@ -137,7 +141,7 @@ class Generator(ABC):
         klass = get_generator_class(meta["generator"])
         if cls is not Generator and not issubclass(klass, cls):
             raise CheckpointError(f"{directory} holds a {meta['generator']!r} generator, not {cls.name!r}")
-        gen = klass(**meta["config"])
+        gen = klass(**{**klass.legacy_config, **meta["config"]})
         gen.class_names = tuple(meta["class_names"])
         gen.image_shape = tuple(meta["image_shape"])  # type: ignore[assignment]
         gen.seen_ids = list(meta["seen_ids"])

@@ -8,7 +8,6 @@ may also learn from the unlabelled pool (as the null class).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import torch
 from diffusers import DDPMScheduler, UNet2DModel
 from safetensors.torch import load_file, save_file
 
-from generators.base import CONFIG_FILE, Generator, Samples
+from generators.base import Generator, Samples
 from generators.diffusion.memorisation import NoveltyMonitor
 from generators.diffusion.sampling import (
     ddim_scheduler,
@@ -47,6 +46,8 @@ class DiffusionGenerator(Generator):
     """
 
     name = "diffusion"
+    # Checkpoints from before `sample_dtype` sampled in float32: keep them byte-identical.
+    legacy_config = {"sample_dtype": "float32"}
 
     def __init__(
         self,
@@ -193,10 +194,6 @@ class DiffusionGenerator(Generator):
             raise CheckpointError(f"{directory}/unet has no safetensors weights; re-run `synth fit generator={self.name}`")
         self._unet = UNet2DModel.from_pretrained(directory / "unet", use_safetensors=True).eval().requires_grad_(False)
         self._scheduler = DDPMScheduler.from_pretrained(directory / "scheduler")
-        saved = json.loads((directory / CONFIG_FILE).read_text()).get("config", {})
-        if "sample_dtype" not in saved:
-            # Written before sample_dtype existed: keep float32 so its samples stay byte-identical.
-            self.config["sample_dtype"] = "float32"
 
 
 class Img2ImgGenerator(DiffusionGenerator):
