@@ -200,10 +200,7 @@ def load_encoder(directory: str | Path) -> SmallCNN:
     if not cfg_path.is_file() or not weights.is_file():
         raise CheckpointError(f"{directory} lacks {_CONFIG_FILE} or {_WEIGHTS_FILE}; save it with save_encoder()")
     meta = json.loads(cfg_path.read_text())
-    mc = dict(meta["model"])
-    mc["image_size"] = tuple(mc["image_size"])
-    mc.setdefault("pool", False)  # saved before SmallCNN had the key: no pool then
-    model = SmallCNN(**mc)
+    model = SmallCNN.from_config(meta["model"])
     try:
         model.load_state_dict(load_file(str(weights)))
     except RuntimeError as exc:

@@ -20,7 +20,7 @@ from synth.seeding import rng_for
 
 BELOW = "<="  # target reached already at the smallest budget: the need is at most that
 ABOVE = ">"  # target never reached: the need is beyond the largest budget
-_TOL = 1e-9  # relative float noise allowed when comparing a CI bound with 1.0x or a difference with 0
+_TOL = 1e-9  # float rounding allowed when comparing a CI bound with 1.0x or a difference with 0
 
 
 @dataclass(frozen=True)

@@ -172,8 +172,7 @@ def load_extractor(weights: str | Path, config: str | Path | Mapping[str, Any]) 
     params = dict(config)
     name = str(params.pop("name", weights.stem))
     try:
-        # "pool" absent: a config written before SmallCNN had the key, when it never pooled
-        model = SmallCNN(**{"pool": False, **params, "image_size": tuple(params.get("image_size", (28, 28)))})
+        model = SmallCNN.from_config({**params, "image_size": params.get("image_size", (28, 28))})
     except TypeError as exc:
         raise ConfigError(f"extractor config for {weights} does not describe a SmallCNN: {exc}") from exc
     try:
