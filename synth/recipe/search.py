@@ -63,6 +63,9 @@ class SearchSpace:
     """Which recipes the stages try. Defaults are sized for a 10-minute search on 2 cores."""
 
     presets: Sequence[str] = ("light", "strong")
+    #: each preset is also tried on only this share of draws (Fashion-MNIST: light on every draw
+    #: cost labels, mixed with clean draws it gained); 1.0 (every draw) is always tried
+    aug_probs: Sequence[float] = (0.5,)
     n_random_policies: int = 2
     extra_policies: Sequence[AugPolicy] = ()
     sources: Sequence[str] = ("pseudo_label", "procedural")
@@ -298,7 +301,13 @@ def _check(labelled: ImageSet, k_folds: int, metric: str = "brier", repeats: int
 
 
 def _policies(space: SearchSpace, seed: int, working_size: int) -> list[Recipe]:
-    pols = [preset(p) for p in space.presets]
+    """Presets, the presets at each `aug_probs` share of draws, then random and extra policies.
+
+    Every-draw presets come first, so a `max_trials` that cut the list before `aug_probs`
+    existed still tries the same policies.
+    """
+    probs = [float(q) for q in space.aug_probs if float(q) < 1.0]
+    pols = [preset(p).with_prob(q) for q in (1.0, *probs) for p in space.presets]
     pols += sample_policies(space.n_random_policies, rng_for(seed, _POLICY_STREAM), working_size=working_size)
     pols += list(space.extra_policies)
     return [Recipe(policy=p) for p in pols if not p.is_none]

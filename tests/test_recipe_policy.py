@@ -1,0 +1,73 @@
+"""Augmentation applied to a share of draws (AugPolicy.prob): behaviour, serialisation, search space."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from synth.errors import ConfigError
+from synth.recipe import AugPolicy, Recipe, SearchSpace, train_with
+from synth.recipe.bench_arm import CHEAP, search_settings
+from synth.recipe.policy import Sometimes
+from synth.recipe.search import _policies
+from synth.seeding import rng_for
+from synth.training import TrainConfig, accuracy
+
+#: Label-destroying augmentation: shifting by 90 % of the frame blanks the image.
+BLANK = AugPolicy("blank", ({"name": "Affine", "translate_percent": [0.9, 0.9], "p": 1.0},), working_size=16)
+SMALL_TRAIN = TrainConfig(steps=100, batch_size=32, width=8, hidden=32)
+
+
+def _blanked(policy: AugPolicy, image: np.ndarray, draws: int = 200) -> np.ndarray:
+    augment = policy.build()
+    return np.array([not np.array_equal(augment(image, rng_for(0, 1, i)), image) for i in range(draws)])
+
+
+def test_prob_applies_the_policy_to_that_share_of_draws(digits_splits):
+    image = digits_splits.labelled.images[0]
+    assert _blanked(BLANK, image).all()
+    half = BLANK.with_prob(0.5)
+    changed = _blanked(half, image)
+    assert 0.35 < changed.mean() < 0.65
+    assert np.array_equal(changed, _blanked(half, image))  # deterministic per draw rng
+    assert isinstance(half.build(), Sometimes) and not isinstance(BLANK.build(), Sometimes)
+    assert BLANK.with_prob(0.25).with_prob(1.0).name == "blank" and half.name == "blank@p0.5"
+
+
+def test_prob_round_trips_and_old_dicts_still_load():
+    half = BLANK.with_prob(0.25)
+    d = Recipe(policy=half).to_dict()
+    assert d["policy"]["prob"] == 0.25
+    assert Recipe.from_dict(d).policy == half
+    old = Recipe(policy=BLANK).to_dict()
+    assert "prob" not in old["policy"]  # a recipe written before prob existed serialises unchanged
+    assert Recipe.from_dict(old).policy.prob == 1.0
+    for bad in (0.0, -0.5, 1.5):
+        with pytest.raises(ConfigError, match="prob"):
+            BLANK.with_prob(bad)
+
+
+def test_training_with_a_share_of_clean_draws_keeps_the_label_signal(small_labelled):
+    always = train_with(Recipe(policy=BLANK), small_labelled, seed=0, cfg=SMALL_TRAIN)
+    sometimes = train_with(Recipe(policy=BLANK.with_prob(0.5)), small_labelled, seed=0, cfg=SMALL_TRAIN)
+    assert accuracy(sometimes, small_labelled) > accuracy(always, small_labelled) + 0.3
+
+
+def test_search_space_tries_every_draw_presets_first_then_the_shares():
+    space = SearchSpace(presets=("light", "strong"), aug_probs=(0.5, 1.0), n_random_policies=0)
+    names = [r.policy.name for r in _policies(space, seed=0, working_size=32)]
+    assert names == ["light", "strong", "light@p0.5", "strong@p0.5"]
+    assert [r.policy.name for r in _policies(SearchSpace(presets=("light",), aug_probs=(), n_random_policies=0),
+                                              0, 32)] == ["light"]
+
+
+def test_bench_arm_passes_aug_probs_and_z():
+    s = search_settings({**CHEAP, "aug_probs": [0.25, 0.5], "z": 2.0}, TrainConfig())
+    assert s["space"].aug_probs == (0.25, 0.5) and s["z"] == 2.0 and s["repeats"] == CHEAP["repeats"]
+
+
+@pytest.fixture(scope="module")
+def small_labelled(digits_splits):
+    ls = digits_splits.labelled
+    keep = np.concatenate([np.flatnonzero(ls.labels == c)[:4] for c in range(ls.n_classes)])
+    return ls.subset(keep)
