@@ -220,6 +220,8 @@ def test_auto_bench_arm_registers_by_config_and_passes_the_protocol_check(digits
         assert comp["labelled_seen"] == len(labelled)
         assert comp["unlabelled_seen"] == (0 if data.unlabelled is None else 60)  # the capped pool subset
         assert out.meta["pool"] == comp["unlabelled_seen"] and out.meta["trials"] >= 1
+        assert out.meta["candidates"]["nothing"]["stage"] == "baseline"
+        assert len(out.meta["candidates"]) == out.meta["trials"]
         assert accuracy(out.model, digits_splits.test) > 0.2
     with pytest.raises(ConfigError, match="unknown key"):
         arm(ArmData(labelled, None, "strict"), 4, 0, ArmConfig("auto", {"max_secs": 1}, cfg.train))

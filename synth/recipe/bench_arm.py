@@ -96,8 +96,21 @@ def arm_auto(data, budget: Any, seed: int, cfg) -> Any:
     meta = {"recipe": result.recipe.name, "recipe_config": d["recipe"], "reason": result.reason,
             "cv_estimate": d["cv_estimate"], "real_only_cv": d["nothing"], "cv_brier": d["cv_brier"],
             "search_seconds": d["search_seconds"], "trials": len(result.trials), "skipped": len(result.skipped),
-            "pool": 0 if pool is None else len(pool)}
+            "pool": 0 if pool is None else len(pool), "candidates": _evidence(d)}
     return ArmOutput(model, meta, {"recipe_search": seen})
+
+
+def _evidence(d: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per candidate: CV accuracy and the paired gain over real only, so a cell says why it chose."""
+    out = {}
+    for c in d["candidates"]:
+        row = {"cv_acc": round(c["cv_mean"], 4), "stage": c["stage"], "complete": c["complete"]}
+        metric = d["decision_metric"]
+        for key in (f"{metric}_gain_vs_nothing", f"{metric}_gain_se", "gain_vs_nothing", "gain_se"):
+            if key in c:
+                row[key] = round(float(c[key]), 5)
+        out[c["name"]] = row
+    return out
 
 
 def _uses_pool(result) -> bool:
