@@ -1,0 +1,79 @@
+"""The issue-7 stack arm (synth/bench/stack_arm.py) in the harness on a tiny grid.
+
+Checks: protocol and oracle accounting, determinism under a seed, no labelled/test id ever
+selected, pseudo-labels switched off when the slice gate fails (and on when it passes),
+and the explicit fallback when the random slice is too small for CV.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from synth.bench.protocol import POOL
+from synth.bench.runner import BenchPlan, run_grid
+from synth.bench.stack_arm import stack_params, wilson_lower
+from synth.errors import ConfigError
+from synth.training import TrainConfig
+
+TINY_TRAIN = TrainConfig(steps=8, batch_size=16, width=4, hidden=16)
+BASE = {"target": "synth.bench.stack_arm:arm_stack", "uses_unlabelled": True, "protocols": [POOL],
+        "batch_size": 10, "presets": ["light"], "k": 2, "max_trials": 2, "pl_k_folds": 2,
+        "teacher": {"steps": 5, "batch_size": 16, "width": 4, "hidden": 16}, "max_pool": 300, "threshold": 0.0}
+
+
+def run(tmp, digits_source, budgets, **params):
+    arms = {"real": {}, "stack": {**BASE, **params}}
+    plan = BenchPlan(budgets=budgets, seeds=[0], protocols=[POOL], arms=arms, train=TINY_TRAIN, out_dir=tmp,
+                     progress=False, all_arm_params=arms)
+    cells, _ = run_grid(digits_source, plan)
+    assert all(c["status"] == "ok" for c in cells), [c.get("error") for c in cells if c["status"] != "ok"]
+    return {(c["arm"], c["budget"]): c for c in cells}
+
+
+def test_stack_counts_oracle_labels_and_never_selects_labelled_or_test_ids(tmp_path, digits_source):
+    by = run(tmp_path, digits_source, [4], min_precision=0.0)
+    c = by[("stack", 4)]
+    n_classes = digits_source.pool.n_classes
+    comps = c["protocol_check"]["components"]
+    assert c["meta"]["initial"] == 2 * n_classes  # ceil(0.5 * 4) random labels per class
+    assert comps["initial labels"]["seen"] == 2 * n_classes
+    assert comps["label oracle"]["seen"] == 2 * n_classes  # the other half of the budget, all queried
+    assert comps["label oracle"]["labelled_seen"] == 0  # never one of the harness's labelled images
+    assert c["labelled_used"] == 4 * n_classes == c["meta"]["labels_used"]
+    # the gate passed (min_precision 0, threshold 0 keeps every prediction): the teacher labelled pool images only, never a test image
+    assert c["meta"]["pl_on"] is True and c["meta"]["pseudo_labelled"] > 0
+    teacher = comps["pseudo-label teacher (pool, unlabelled)"]
+    assert teacher["labelled_seen"] == 0 and teacher["seen"] > 0
+    assert c["protocol_check"]["ok"]
+
+
+def test_stack_is_deterministic_under_a_seed(tmp_path, digits_source):
+    a = run(tmp_path / "a", digits_source, [4], min_precision=0.0)[("stack", 4)]
+    b = run(tmp_path / "b", digits_source, [4], min_precision=0.0)[("stack", 4)]
+    assert a["accuracy"] == b["accuracy"]
+    for key in ("augment", "pl_cv_precision", "pseudo_labelled", "min_class_count", "max_class_count"):
+        assert a["meta"][key] == b["meta"][key]
+
+
+def test_stack_switches_pseudo_labels_off_when_the_gate_fails(tmp_path, digits_source):
+    # the Wilson lower bound of any finite precision is below 1.0: the gate can never open
+    c = run(tmp_path, digits_source, [4], min_precision=1.0)[("stack", 4)]
+    assert c["meta"]["pl_on"] is False and "< min_precision" in c["meta"]["pl_choice"]
+    assert c["meta"]["pseudo_labelled"] == 0
+    assert "pseudo-label teacher (pool, unlabelled)" not in c["protocol_check"]["components"]
+
+
+def test_stack_falls_back_to_nothing_without_cv_labels(tmp_path, digits_source):
+    c = run(tmp_path, digits_source, [2], min_precision=0.0)[("stack", 2)]  # slice: 1 label per class
+    assert c["meta"]["augment"] == "none" and c["meta"]["augment_choice"].startswith("fallback")
+    assert c["meta"]["pl_on"] is False and c["meta"]["pl_choice"].startswith("fallback off")
+
+
+def test_wilson_lower_bound_and_param_checks():
+    assert wilson_lower(0, 0) == 0.0
+    assert wilson_lower(20, 20) < 1.0 and wilson_lower(20, 20) > wilson_lower(19, 20)
+    assert wilson_lower(200, 200) > wilson_lower(20, 20)
+    with pytest.raises(ConfigError, match="unknown key"):
+        stack_params({"treshold": 0.9})
+    with pytest.raises(ConfigError, match="initial_fraction"):
+        stack_params({"initial_fraction": 0})
