@@ -71,3 +71,14 @@ def small_labelled(digits_splits):
     ls = digits_splits.labelled
     keep = np.concatenate([np.flatnonzero(ls.labels == c)[:4] for c in range(ls.n_classes)])
     return ls.subset(keep)
+
+
+def test_pruning_margin_is_at_least_three_images_of_the_smallest_fold(small_labelled):
+    from synth.recipe.recipe import TrainContext
+    from synth.recipe.search import SearchBudget, _Search, make_folds
+
+    folds, _ = make_folds(small_labelled, 3, seed=0)  # 40 images -> folds of 13-14
+    s = _Search(small_labelled, None, folds, 0, TrainContext(SMALL_TRAIN), SearchBudget(), False)
+    assert s.prune_margin == pytest.approx(3.0 / min(len(f) for f in folds))
+    big = [np.arange(100), np.arange(100, 200)]
+    assert _Search(small_labelled, None, big, 0, TrainContext(SMALL_TRAIN), SearchBudget(), False).prune_margin == 0.05

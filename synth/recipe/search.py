@@ -222,6 +222,11 @@ class _Search:
 
     def __init__(self, labelled, unlabelled, folds, seed, ctx, budget, progress, prune_margin=0.05,
                  metric="accuracy", test_train_ratio=None, z=1.0):
+        # a fold of f images moves accuracy in 1/f steps: at 2 labels per class (7-image folds) a
+        # flat 5-point margin pruned every augmentation after one unlucky image, so the margin is
+        # at least 3 images' worth of the smallest fold
+        smallest = min((len(f) for f in folds), default=1)
+        prune_margin = max(prune_margin, 3.0 / max(smallest, 1))
         self.prune_margin, self.metric, self.ratio, self.z = prune_margin, metric, test_train_ratio, z
         self.labelled, self.unlabelled, self.folds, self.seed, self.ctx = labelled, unlabelled, folds, seed, ctx
         self.budget, self.started, self.trials, self.skipped = budget, time.perf_counter(), [], []
