@@ -157,6 +157,24 @@ def select(
 
 
 # ------------------------------------------------------------------------ loop
+def budget_rounds(n_initial: int, max_labels: int, batch_size: int) -> int:
+    """Rounds that spend exactly `max_labels` labels from `n_initial`: full batches, then one partial.
+
+    Pair it with `active_learning(..., max_labels=max_labels)`, which trims the last batch.
+    """
+    if batch_size < 1:
+        raise ConfigError(f"active.batch_size must be >= 1, got {batch_size}")
+    _check_budget(n_initial, max_labels)
+    return -(-(max_labels - n_initial) // batch_size)  # ceil
+
+
+def _check_budget(n_initial: int, max_labels: int) -> None:
+    """The initial labels count against the budget, so they must fit in it."""
+    if max_labels < n_initial:
+        raise ConfigError(f"the label budget ({max_labels}) is below the {n_initial} initial labels; "
+                          "raise the budget or lower the initial labels per class")
+
+
 @dataclass
 class ALResult:
     """Final model, the labelled set it was trained on, and what each round did."""
@@ -177,10 +195,14 @@ def active_learning(
     strategy: str = "margin",
     seed: int = 0,
     on_round: Callable[[int, nn.Module, ImageSet], None] | None = None,
+    max_labels: int | None = None,
 ) -> ALResult:
     """Train, select `batch_size` images, ask the oracle, add them, retrain; `rounds` times.
 
-    Labels used in the end: len(initial_labelled) + rounds * batch_size.
+    Labels used in the end: len(initial_labelled) + rounds * batch_size, capped at
+    `max_labels` when given (the round that reaches it takes a partial batch, later rounds
+    are skipped). Why: a labelling budget is rarely a whole number of batches, and flooring
+    the rounds silently spent fewer labels than the budget (`budget_rounds` gives the rounds).
 
     Args:
         pool: unlabelled images (labels -1); may include the initial labelled ids (skipped).
@@ -190,9 +212,12 @@ def active_learning(
             or over an SSL encoder (`synth.ssl.fine_tune` / `linear_probe`).
         on_round: called as (round, model, labelled) after every training, for learning
             curves (a benchmark may evaluate on its test set there: reporting only).
+        max_labels: the labelling budget, counting the initial labels; never exceeded.
     """
     if rounds < 0:
         raise ConfigError(f"active.rounds must be >= 0, got {rounds}")
+    if max_labels is not None:
+        _check_budget(len(initial_labelled), max_labels)
     if (initial_labelled.labels < 0).any():
         raise DataError("initial_labelled contains unlabelled images (label -1)")
     labelled, history = initial_labelled, []
@@ -200,7 +225,10 @@ def active_learning(
     if on_round:
         on_round(0, model, labelled)
     for r in range(1, rounds + 1):
-        idx = select(model, pool, labelled, batch_size, strategy, seed=int(rng_for(seed, _LOOP_STREAM, r).integers(2**31)))
+        k = batch_size if max_labels is None else min(batch_size, max_labels - len(labelled))
+        if k <= 0:
+            break
+        idx = select(model, pool, labelled, k, strategy, seed=int(rng_for(seed, _LOOP_STREAM, r).integers(2**31)))
         picked = pool.subset(idx)
         labels = np.asarray(oracle(picked.ids), dtype=np.int64)
         if labels.shape != (len(idx),) or (labels < 0).any() or (labels >= pool.n_classes).any():

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from synth.active import STRATEGIES, SimulatedOracle, active_learning, select
+from synth.active import STRATEGIES, SimulatedOracle, active_learning, budget_rounds, select
 from synth.data import ImageSet, Splits
 from synth.errors import ConfigError, DataError
 from synth.training import TrainConfig, train_classifier
@@ -129,3 +129,30 @@ def test_loop_labels_only_selected_ids_and_is_deterministic(digits_source, digit
     truth = dict(zip(pool_truth.ids, pool_truth.labels, strict=True))
     assert all(truth[i] == lab for i, lab in zip(new_ids, res.labelled.labels[len(initial):], strict=True))
     assert [h["n_labelled"] for h in res.history] == [15, 20]
+
+
+def test_loop_spends_exactly_the_budget_when_the_batch_does_not_divide_it(digits_source, digits_splits):
+    # 10 initial labels, budget 25, batches of 10: two full rounds would overshoot, one would
+    # leave 5 labels unspent; the last round must take a partial batch of 5.
+    pool_truth = digits_source.pool.subset(np.arange(400))
+    initial = digits_splits.labelled.subset(np.arange(0, 100, 10))
+    oracle = SimulatedOracle(pool_truth)
+    rounds = budget_rounds(len(initial), 25, 10)
+    res = active_learning(initial, pool_truth.without_labels(), oracle, rounds=rounds, batch_size=10,
+                          max_labels=25, train_fn=lambda d, s: None, strategy="random", seed=0)
+    assert rounds == 2 and [h["n_labelled"] for h in res.history] == [20, 25]
+    assert len(res.labelled) == 25 and len(set(res.labelled.ids)) == 25
+    assert len(oracle.queried) == 15
+    assert not np.isin(res.labelled.ids, digits_splits.test.ids).any()
+
+
+def test_budget_rounds_and_the_label_cap():
+    assert budget_rounds(10, 10, 10) == 0 and budget_rounds(10, 30, 10) == 2 and budget_rounds(10, 31, 10) == 3
+    with pytest.raises(ConfigError, match="below the 10 initial labels"):
+        budget_rounds(10, 9, 10)
+    with pytest.raises(ConfigError, match="batch_size"):
+        budget_rounds(10, 20, 0)
+    one = _constructed([255], [0], prefix="l", labels=[0])
+    with pytest.raises(ConfigError, match="below the 1 initial labels"):
+        active_learning(one, _constructed([128], [0]), SimulatedOracle(one), rounds=1, batch_size=1,
+                        max_labels=0, train_fn=lambda d, s: None)

@@ -95,3 +95,18 @@ def test_active_learning_with_online_augmentation_records_it_and_counts_labels(t
     assert cells["active_aug"]["meta"]["augment"] == "light" and cells["active"]["meta"]["augment"] is None
     n = 2 * digits_source.pool.n_classes
     assert cells["active_aug"]["labelled_used"] == cells["active"]["labelled_used"] == n
+
+
+def test_active_arm_spends_its_whole_budget_when_the_batch_does_not_divide_it(tmp_path, digits_source):
+    # budget 3 x 10 classes = 30 labels, 10 initial, batches of 15: one full batch + a partial one of 5
+    # (flooring the rounds used to stop at 25 labels, under-charging and under-training the arm).
+    arms = {"real": {}, "active": {**ARMS["active"], "batch_size": 15}}
+    p = BenchPlan(budgets=[3], seeds=[0], protocols=[POOL], arms=arms, train=TINY_TRAIN, out_dir=tmp_path,
+                  progress=False, all_arm_params=arms)
+    c = {c["arm"]: c for c in run_grid(digits_source, p)[0]}["active"]
+    assert c["status"] == "ok", c.get("error")
+    n = 3 * digits_source.pool.n_classes
+    assert c["labelled_used"] == c["meta"]["labels_used"] == n
+    oracle = c["protocol_check"]["components"]["label oracle"]
+    assert oracle["seen"] == n - digits_source.pool.n_classes and oracle["labelled_seen"] == 0
+    assert c["protocol_check"]["ok"]  # no test image (nor any disallowed image) was seen

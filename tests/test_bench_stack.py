@@ -77,3 +77,11 @@ def test_wilson_lower_bound_and_param_checks():
         stack_params({"treshold": 0.9})
     with pytest.raises(ConfigError, match="initial_fraction"):
         stack_params({"initial_fraction": 0})
+
+
+def test_stack_spends_its_whole_budget_when_the_batch_does_not_divide_it(tmp_path, digits_source):
+    # budget 4: a slice of 2 per class (20), 20 labels left, batches of 15 -> 15 + a partial 5 (not 15 alone)
+    c = run(tmp_path, digits_source, [4], min_precision=1.0, batch_size=15)[("stack", 4)]
+    n_classes = digits_source.pool.n_classes
+    assert c["labelled_used"] == 4 * n_classes == c["meta"]["labels_used"]
+    assert c["protocol_check"]["components"]["label oracle"]["seen"] == 2 * n_classes

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from synth.active import active_learning
+from synth.active import active_learning, budget_rounds
 from synth.bench.arms import CONF_DIR, ArmConfig, ArmOutput, online_augmenter
 from synth.bench.protocol import ArmData
 from synth.cv import cross_validate
@@ -155,7 +155,12 @@ def initial_labels(labelled: ImageSet, per_class: int) -> ImageSet:
 
 
 def run_active(data: ArmData, budget: Any, seed: int, cfg: ArmConfig, train_fn) -> tuple[Any, ImageSet, dict]:
-    """Margin AL from `initial_per_class` labels to budget x classes labels; pool labels via cfg.oracle."""
+    """Margin AL from `initial_per_class` labels to exactly budget x classes labels; pool labels via cfg.oracle.
+
+    Shared by every AL arm (active, full_stack_ssl, stack), so each is charged and trained
+    with its whole budget: the last round takes a partial batch when `batch_size` does not
+    divide the labels left after the initial ones.
+    """
     if cfg.oracle is None or data.unlabelled is None:
         raise ConfigError(f"arm {cfg.name!r} needs the label oracle: run it under protocols: [unlabelled_pool]")
     if budget == "all":
@@ -164,8 +169,8 @@ def run_active(data: ArmData, budget: Any, seed: int, cfg: ArmConfig, train_fn) 
     init = initial_labels(data.labelled, int(p.get("initial_per_class", 1)))
     batch = int(p.get("batch_size", 10))
     total = int(budget) * data.labelled.n_classes
-    rounds = max(0, (total - len(init)) // batch)
-    res = active_learning(init, data.unlabelled, cfg.oracle, rounds=rounds, batch_size=batch,
+    rounds = budget_rounds(len(init), total, batch)  # the last batch is partial when batch does not divide
+    res = active_learning(init, data.unlabelled, cfg.oracle, rounds=rounds, batch_size=batch, max_labels=total,
                           train_fn=train_fn, strategy=str(p.get("strategy", "margin")), seed=seed)
     counts = res.labelled.class_counts()
     meta = {"strategy": p.get("strategy", "margin"), "initial": len(init), "rounds": rounds, "batch_size": batch,
