@@ -141,6 +141,34 @@ def test_recommend_command_writes_a_recipe_that_reruns(tmp_path, capsys):
     assert (tmp_path / "b" / "recipe.png").is_file()
 
 
+def test_recommend_config_passes_aug_probs_to_the_search_space(tmp_path, monkeypatch):
+    from synth.commands import recommend
+
+    class Searched(Exception):
+        """Stops the command once the search is called: only its SearchSpace is under test."""
+
+    spaces = []
+
+    def fake_search(*args, space: SearchSpace, **kwargs):
+        spaces.append(space)
+        raise Searched
+
+    monkeypatch.setattr(recommend, "search_recipe", fake_search)
+    common = ["budget.n_per_class=3", "max_unlabelled=50", "progress=false", f"out_dir={tmp_path}"]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        default = compose("recommend", overrides=common)
+        assert list(default.search.aug_probs) == [0.5]  # the yaml keeps the search's earlier default
+        with pytest.raises(Searched):
+            recommend.run(compose("recommend", overrides=[*common, "search.aug_probs=[0.25,0.75]"]))
+        assert spaces[-1].aug_probs == (0.25, 0.75)
+        with pytest.raises(Searched):
+            recommend.run(compose("recommend", overrides=[*common, "search.aug_probs=[]"]))
+        assert spaces[-1].aug_probs == ()
+        with pytest.raises(ConfigError, match=r"search.aug_probs must be shares of draws in \(0, 1\]"):
+            recommend.run(compose("recommend", overrides=[*common, "search.aug_probs=[1.5]"]))
+    assert len(spaces) == 2
+
+
 def test_bad_recipe_input(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_recipe(tmp_path / "missing.yaml")

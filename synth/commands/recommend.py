@@ -33,11 +33,22 @@ def _pool(cfg: DictConfig, unlabelled: ImageSet) -> ImageSet | None:
 
 def _space(search: DictConfig) -> SearchSpace:
     return SearchSpace(
-        presets=tuple(search.presets), n_random_policies=int(search.n_random_policies),
+        presets=tuple(search.presets), aug_probs=_aug_probs(search),
+        n_random_policies=int(search.n_random_policies),
         sources=tuple(search.sources), shares=tuple(float(s) for s in search.shares),
         filter_quantiles=tuple(float(q) for q in search.filter_quantiles),
         pl_thresholds=tuple(float(t) for t in search.pl_thresholds), ssl=search.ssl,
     )
+
+
+def _aug_probs(search: DictConfig) -> tuple[float, ...]:
+    """search.aug_probs, checked here so a bad share fails before any CV fold is trained."""
+    probs = tuple(float(q) for q in search.aug_probs)
+    bad = [q for q in probs if not 0.0 < q <= 1.0]
+    if bad:
+        raise ConfigError(f"search.aug_probs must be shares of draws in (0, 1], got {bad}; "
+                          "e.g. search.aug_probs=[0.5], or [] to try each preset on every draw only")
+    return probs
 
 
 def summary(result: RecipeResult) -> str:
