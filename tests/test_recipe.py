@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from generators.base import Generator, Samples
 from synth.data import DigitsSource, ImageSet
@@ -33,6 +34,8 @@ SMALL_TRAIN = TrainConfig(steps=100, batch_size=32, width=8, hidden=32)
 #: Label-destroying augmentation: shifting by 90 % of the frame blanks every training image.
 BLANK = AugPolicy("blank", ({"name": "Affine", "translate_percent": [0.9, 0.9], "p": 1.0},), working_size=16)
 NO_LEVERS = dict(presets=(), n_random_policies=0, sources=(), ssl=False)
+#: The benchmark's "auto" arm entry as the bench config defines it (its settings live only there).
+AUTO_YAML = OmegaConf.to_container(OmegaConf.load(CONF / "bench" / "base.yaml").arms.auto)
 
 
 class TruthGenerator(Generator):
@@ -227,9 +230,8 @@ def test_auto_bench_arm_registers_by_config_and_passes_the_protocol_check(digits
     """The "auto" arm under both protocols: searches inside ArmData only, reports what it saw."""
     from synth.bench.arms import ArmConfig, availability, ensure_registered, resolve, uses_unlabelled
     from synth.bench.protocol import ArmData, check_seen
-    from synth.recipe.bench_arm import CHEAP
 
-    params = {"target": "synth.recipe.bench_arm:arm_auto", "uses_unlabelled": True, "k_folds": 2,
+    params = {**AUTO_YAML, "k_folds": 2,
               "presets": [], "n_random_policies": 0, "sources": ["pseudo_label"], "max_unlabelled": 60,
               "search_train": {"steps": 30, "width": 8, "hidden": 16},
               "source_configs": {"pseudo_label": {"steps": 30, "width": 8, "hidden": 16}}}
@@ -252,5 +254,23 @@ def test_auto_bench_arm_registers_by_config_and_passes_the_protocol_check(digits
         assert len(out.meta["candidates"]) == out.meta["trials"]
         assert accuracy(out.model, digits_splits.test) > 0.2
     with pytest.raises(ConfigError, match="unknown key"):
-        arm(ArmData(labelled, None, "strict"), 4, 0, ArmConfig("auto", {"max_secs": 1}, cfg.train))
-    assert CHEAP["metric"] == "brier"
+        arm(ArmData(labelled, None, "strict"), 4, 0, ArmConfig("auto", {**params, "max_secs": 1}, cfg.train))
+
+
+def test_auto_arm_settings_come_from_the_yaml_only(tmp_path):
+    """No code-side defaults: the cell hash covers the YAML params, so every setting must be there."""
+    from synth.commands.bench import make_plan
+    from synth.recipe.bench_arm import SEARCH_KEYS, arm_params, search_settings
+
+    assert set(SEARCH_KEYS) <= set(AUTO_YAML) and AUTO_YAML["metric"] == "brier"
+    s = search_settings(arm_params("auto", AUTO_YAML), TrainConfig())
+    assert s["k_folds"] == 3 and s["space"].presets == ("light", "strong") and s["space"].aug_probs == (0.5,)
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        for preset in ("smoke", "digits", "fashion_mnist"):
+            cfg = compose("bench", overrides=[f"bench={preset}", f"out_dir={tmp_path}", "progress=false",
+                                              "bench.arms.auto.max_trials=3"])
+            auto = make_plan(cfg).all_arm_params["auto"]
+            assert arm_params("auto", auto)["max_trials"] == 3  # a preset's override reaches the arm
+    incomplete = {k: v for k, v in AUTO_YAML.items() if k != "aug_probs"}
+    with pytest.raises(ConfigError, match=r"bench.arms.auto_fast: missing key\(s\) \['aug_probs'\].*base.yaml"):
+        arm_params("auto_fast", incomplete)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
 from synth.errors import ConfigError
 from synth.recipe import AugPolicy, Recipe, SearchSpace, train_with
-from synth.recipe.bench_arm import CHEAP, search_settings
+from synth.recipe.bench_arm import search_settings
 from synth.recipe.policy import Sometimes
 from synth.recipe.search import _policies
 from synth.seeding import rng_for
 from synth.training import TrainConfig, accuracy
+from tests.conftest import CONF
 
 #: Label-destroying augmentation: shifting by 90 % of the frame blanks the image.
 BLANK = AugPolicy("blank", ({"name": "Affine", "translate_percent": [0.9, 0.9], "p": 1.0},), working_size=16)
@@ -62,8 +64,9 @@ def test_search_space_tries_every_draw_presets_first_then_the_shares():
 
 
 def test_bench_arm_passes_aug_probs_and_z():
-    s = search_settings({**CHEAP, "aug_probs": [0.25, 0.5], "z": 2.0}, TrainConfig())
-    assert s["space"].aug_probs == (0.25, 0.5) and s["z"] == 2.0 and s["repeats"] == CHEAP["repeats"]
+    auto = OmegaConf.to_container(OmegaConf.load(CONF / "bench" / "base.yaml").arms.auto)
+    s = search_settings({**auto, "aug_probs": [0.25, 0.5], "z": 2.0}, TrainConfig())
+    assert s["space"].aug_probs == (0.25, 0.5) and s["z"] == 2.0 and s["repeats"] == auto["repeats"]
 
 
 @pytest.fixture(scope="module")

@@ -7,15 +7,13 @@ plus the unlabelled pool under the unlabelled-pool protocol only), trains the fi
 classifier the chosen recipe prescribes with the benchmark's TrainConfig, and reports every
 real id the search and the final training saw, so the harness's protocol check applies.
 
-Register it by config alone (conf/bench/<preset>.yaml):
+Register it by config alone: conf/bench/base.yaml holds the `auto` entry with every search
+setting (a preset adds it to its run list, `bench.run=[real,auto]`, and may override any key).
 
-    run: [real, aug_online, auto]
-    arms:
-      auto: {target: "synth.recipe.bench_arm:arm_auto", uses_unlabelled: true,
-             max_seconds: 300, k_folds: 3, presets: [light, strong], aug_probs: [0.5], n_random_policies: 0,
-             sources: [pseudo_label], pl_thresholds: [], ssl: false, max_unlabelled: 2000}
-
-Every key except `target` / `uses_unlabelled` is optional (defaults below: a cheap search).
+Every search key in `SEARCH_KEYS` must be in the arm's params; there are no code-side defaults.
+Why: the harness caches a cell by a hash of the arm's YAML params, so a default kept in code
+could change without recomputing the cells it shaped. A second auto-like arm (another name,
+same target) copies the keys from base.yaml's `auto` entry.
 """
 
 from __future__ import annotations
@@ -33,27 +31,27 @@ from synth.training import TrainConfig
 
 _POOL_STREAM = 43
 
-#: A cheap search for the benchmark grid (every budget x seed x protocol runs one).
-#: Why these candidates (issue 9): light and strong, each on every draw or on half of them
-#: (`aug_probs`, the Fashion-MNIST lever), and no random op sets — on digits n=10 the random
-#: policy that won one seed matched strong on test (0.980 vs 0.984) at the cost of a trial.
-#: One 3-fold repeat: a second repeat doubles the cost and its Nadeau-Bengio-corrected SE
-#: (sqrt((1/6 + 1/2) var)) is larger than the plain 3-fold SE, so it adopts less, not more.
-CHEAP: dict[str, Any] = {
-    "k_folds": 3, "repeats": 1, "metric": "brier", "min_gain": 0.005, "z": 1.0, "max_trials": 8, "max_seconds": 300,
-    "presets": ["light", "strong"], "aug_probs": [0.5], "n_random_policies": 0, "sources": ["pseudo_label"],
-    "shares": [0.25], "filter_quantiles": [], "pl_thresholds": [], "ssl": False, "max_unlabelled": 2000,
-    "search_train": None, "source_configs": {},
-}
+#: Settings arm_auto reads from the arm's params; their values live in conf/bench/base.yaml `arms.auto`.
+SEARCH_KEYS: tuple[str, ...] = (
+    "k_folds", "repeats", "metric", "min_gain", "z", "max_trials", "max_seconds", "presets", "aug_probs",
+    "n_random_policies", "sources", "shares", "filter_quantiles", "pl_thresholds", "ssl", "max_unlabelled",
+    "search_train", "source_configs",
+)
 #: keys the harness itself reads from an arm's entry (registration, budgets/protocols it runs at)
-_KNOWN = set(CHEAP) | {"target", "uses_unlabelled", "budgets", "protocols"}
+_HARNESS_KEYS = ("target", "uses_unlabelled", "budgets", "protocols")
 
 
-def _params(params: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = {k for k in params if k not in _KNOWN and not str(k).startswith("_")}
+def arm_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The arm's params, checked: every search key set (no hidden code default), none unknown."""
+    known = set(SEARCH_KEYS) | set(_HARNESS_KEYS)
+    unknown = sorted(k for k in params if k not in known and not str(k).startswith("_"))
     if unknown:
-        raise ConfigError(f"bench.arms.auto: unknown key(s) {sorted(unknown)}; known: {sorted(_KNOWN)}")
-    return {**CHEAP, **dict(params)}
+        raise ConfigError(f"bench.arms.{name}: unknown key(s) {unknown}; known: {sorted(known)}")
+    missing = [k for k in SEARCH_KEYS if k not in params]
+    if missing:
+        raise ConfigError(f"bench.arms.{name}: missing key(s) {missing}; the auto arm has no code defaults. "
+                          "Copy them from the `auto` entry of conf/bench/base.yaml (or override that entry).")
+    return dict(params)
 
 
 def _pool(unlabelled: ImageSet | None, cap: int | None, seed: int) -> ImageSet | None:
@@ -85,7 +83,7 @@ def arm_auto(data, budget: Any, seed: int, cfg) -> Any:
     """Search the recipe inside the arm's data, train the final classifier with it, report what was seen."""
     from synth.bench.arms import ArmOutput
 
-    p = _params(cfg.params)
+    p = arm_params(cfg.name, cfg.params)
     pool = _pool(data.unlabelled, p["max_unlabelled"], seed)
     result = search_recipe(data.labelled, pool, seed=seed, progress=cfg.progress, **search_settings(p, cfg.train))
     model = result.train_final(data.labelled, pool, seed=seed, cfg=cfg.train)
