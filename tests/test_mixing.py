@@ -116,6 +116,23 @@ def test_items_say_whether_synthetic_and_augment_real_only():
     assert torch.equal(x1, ds[(2, 0, 0)][0])  # ... that reproduces from (seed, epoch, position)
 
 
+@pytest.mark.parametrize("batched", [False, True], ids=["per-image", "batched-torch"])
+def test_batch_fetch_equals_item_fetch_with_augmentation(batched):
+    """`batch` (the training fast path) must give every draw exactly what `__getitem__` gives it."""
+    from generators.procedural import TorchAugmenter
+
+    augment = TorchAugmenter([{"name": "Affine", "rotate": [-20, 20], "p": 1.0},
+                              {"name": "GaussNoise", "std_range": [0.05, 0.1], "p": 0.5}], 16) if batched else _noise_augment
+    real, syn = _tiny_set(6, 0, "r"), _tiny_set(4, 1, "s")
+    ds = MixedDataset(real, syn, augment=augment, seed=3)
+    keys = [(2, 0, 0), (7, 0, 1), (2, 0, 2), (5, 1, 3), (9, 1, 4)]
+    x, y, flags = ds.batch(keys)
+    items = [ds[k] for k in keys]
+    assert torch.equal(x, torch.stack([i[0] for i in items]))
+    assert y.tolist() == [i[1] for i in items] and flags.tolist() == [i[2] for i in items]
+    assert not torch.equal(x[0], x[2])  # the same image drawn twice: two variations
+
+
 def test_no_repeated_streams_across_workers_and_reproducible():
     real, syn = _tiny_set(24, 0, "r"), _tiny_set(12, 1, "s")
 

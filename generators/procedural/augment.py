@@ -22,6 +22,9 @@ from synth.errors import ConfigError
 
 
 class Augmenter(Protocol):
+    """One image per call from its own rng. A backend may add `batch(images, rngs)` (N images, image i
+    from rngs[i] only, same result as N calls); `augment_batch` uses it when present."""
+
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Return an augmented copy of one uint8 (H, W, C) image, same shape and dtype."""
 
@@ -81,7 +84,18 @@ class AlbumentationsAugmenter:
         return {"backend": self.backend, "ops": self.ops, "working_size": self.working_size}
 
 
-BACKENDS: dict[str, type] = {"albumentations": AlbumentationsAugmenter}
+from generators.procedural.torch_backend import TorchAugmenter  # noqa: E402  (after the Protocol it honours)
+
+#: albumentations: any of its transforms, one image per call. torch: synth's preset/policy ops,
+#: a whole batch per call (`batch`), ~5x faster for online augmentation of small images.
+BACKENDS: dict[str, type] = {"albumentations": AlbumentationsAugmenter, "torch": TorchAugmenter}
+
+
+def augment_batch(augment, images: np.ndarray, rngs: list[np.random.Generator]) -> np.ndarray:
+    """`augment` over uint8 (N, H, W, C) images, image i from rngs[i]: batched when the augmenter can."""
+    if hasattr(augment, "batch"):
+        return augment.batch(images, rngs)
+    return np.stack([augment(image, rng) for image, rng in zip(images, rngs, strict=True)])
 
 
 def build_augmenter(ops: Sequence[Mapping[str, Any]], working_size: int = 32, backend: str = "albumentations"):

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from generators.base import Generator, Samples
-from generators.procedural.augment import build_augmenter
+from generators.procedural.augment import augment_batch, build_augmenter
 from synth.data.imageset import ImageSet
 
 
@@ -49,14 +49,12 @@ class ProceduralGenerator(Generator):
 
     def _sample(self, labels: np.ndarray, seeds: np.ndarray) -> Samples:
         assert self._images is not None and self._ids is not None
-        out = np.empty((len(labels), *self._images.shape[1:]), dtype=np.uint8)
-        parents = np.empty(len(labels), dtype=object)
-        for j, (label, seed) in enumerate(zip(labels, seeds, strict=True)):
-            rng = np.random.default_rng(int(seed))
-            members = self._by_class[label]
-            parent = members[rng.integers(len(members))]
-            out[j] = self.augmenter(self._images[parent], rng)
-            parents[j] = str(self._ids[parent])
+        rngs = [np.random.default_rng(int(seed)) for seed in seeds]
+        picks = np.array([members[rng.integers(len(members))] for rng, members in
+                          zip(rngs, (self._by_class[label] for label in labels), strict=True)], dtype=np.int64)
+        out = augment_batch(self.augmenter, self._images[picks], rngs) if len(picks) else \
+            np.empty((0, *self._images.shape[1:]), dtype=np.uint8)
+        parents = np.array([str(i) for i in self._ids[picks]], dtype=object)
         return Samples(out, labels.copy(), parents)
 
     def _save(self, directory: Path) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from generators.procedural.augment import augment_batch
 from synth.data.imageset import ImageSet
 from synth.errors import DataError
 from synth.mixing.sampler import KeyBatch
@@ -87,13 +88,14 @@ class MixedDataset(Dataset):
         else:
             index = torch.tensor([int(k) if np.isscalar(k) else k[0] for k in keys], dtype=torch.int64)
         flags = index >= self.n_real
-        if self.augment is None:
-            images = self.images[index]
-        else:
-            images = torch.stack([
-                self.images[i] if synthetic else torch.from_numpy(self.augment(self._np_images[i], self._rng(k)))
-                for i, synthetic, k in zip(index.tolist(), flags.tolist(), list(keys), strict=True)
-            ])
+        images = self.images[index]
+        if self.augment is not None:
+            real = torch.nonzero(~flags).flatten()
+            if len(real):
+                key_list = list(keys)
+                rngs = [self._rng(key_list[j]) for j in real.tolist()]
+                images = images.clone()
+                images[real] = torch.from_numpy(augment_batch(self.augment, self._np_images[index[real].numpy()], rngs))
         return images.permute(0, 3, 1, 2).float().div_(255.0), self.labels[index], flags
 
     def _rng(self, key: Key) -> np.random.Generator:

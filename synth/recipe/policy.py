@@ -39,6 +39,8 @@ class AugPolicy:
     working_size: int = 32
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
     prob: float = 1.0
+    #: the augmenter backend (generators.procedural.BACKENDS): torch batches online augmentation
+    backend: str = "torch"
 
     def __post_init__(self) -> None:
         if not 0.0 < self.prob <= 1.0:
@@ -54,18 +56,19 @@ class AugPolicy:
             return None
         from generators.procedural import build_augmenter
 
-        augment = build_augmenter([dict(op) for op in self.ops], self.working_size)
+        augment = build_augmenter([dict(op) for op in self.ops], self.working_size, self.backend)
         return augment if self.prob >= 1.0 else Sometimes(augment, self.prob)
 
     def with_prob(self, prob: float) -> AugPolicy:
         """This policy applied to a `prob` share of draws, named `<name>@p<prob>`."""
         base = self.name.split("@p")[0]
         name = base if prob >= 1.0 else f"{base}@p{prob:g}"
-        return AugPolicy(name, self.ops, self.working_size, dict(self.meta), float(prob))
+        return AugPolicy(name, self.ops, self.working_size, dict(self.meta), float(prob), self.backend)
 
     def to_dict(self) -> dict[str, Any]:
         # prob only when < 1: recipes written before it existed serialise (and hash) unchanged
         return {"name": self.name, "ops": [dict(op) for op in self.ops], "working_size": self.working_size,
+                "backend": self.backend,
                 **({"prob": self.prob} if self.prob < 1.0 else {}),
                 **({"meta": dict(self.meta)} if self.meta else {})}
 
@@ -74,8 +77,9 @@ class AugPolicy:
         if "name" not in d:
             raise ConfigError(f"augmentation policy needs a `name`, got keys {sorted(d)}")
         ops = tuple(dict(op) for op in d.get("ops", ()))
+        # a recipe written before policies named their backend was augmented by albumentations
         return cls(str(d["name"]), ops, int(d.get("working_size", 32)), dict(d.get("meta", {})),
-                   float(d.get("prob", 1.0)))
+                   float(d.get("prob", 1.0)), str(d.get("backend", "albumentations")))
 
 
 class Sometimes:
@@ -89,6 +93,16 @@ class Sometimes:
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return self.augment(image, rng) if rng.random() < self.prob else image
+
+    def batch(self, images: np.ndarray, rngs: list[np.random.Generator]) -> np.ndarray:
+        """Same draws as calling one image at a time: each coin, then the chosen ones batched."""
+        from generators.procedural import augment_batch
+
+        chosen = [i for i, rng in enumerate(rngs) if rng.random() < self.prob]
+        out = images.copy()
+        if chosen:
+            out[chosen] = augment_batch(self.augment, images[chosen], [rngs[i] for i in chosen])
+        return out
 
 
 NONE = AugPolicy("none")
@@ -105,7 +119,8 @@ def preset(name: str) -> AugPolicy:
     from omegaconf import OmegaConf
 
     cfg = OmegaConf.to_container(OmegaConf.load(path))
-    return AugPolicy(name, tuple(cfg.get("ops", ())), int(cfg.get("working_size", 32)))
+    return AugPolicy(name, tuple(cfg.get("ops", ())), int(cfg.get("working_size", 32)),
+                     backend=str(cfg.get("backend", "albumentations")))
 
 
 # --------------------------------------------------------------- RandAugment-style space
