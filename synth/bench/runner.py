@@ -43,6 +43,12 @@ from synth.fsutil import atomic_write_text
 from synth.training import TrainConfig, accuracy
 from synth.writer import config_hash
 
+#: Part of every cell's hash. Bump it when what an arm computes changes in code rather than in its
+#: YAML params, so a rerun
+#: recomputes those cells instead of reporting numbers from the old code.
+#: 2: light/strong presets on the batched torch backend; active learning spends the whole budget.
+CELL_CODE_VERSION = 2
+
 log = logging.getLogger("synth.bench")
 
 
@@ -164,7 +170,7 @@ def run_cell(key: CellKey, splits: Splits, plan: BenchPlan, test_ids: set[str], 
     data = arm_data(splits, key.protocol)
     digest = config_hash({
         "arm": key.arm, "params": {k: v for k, v in params.items() if k not in ("budgets", "protocols")}, "train": vars(plan.train), "data": data.fingerprint(),
-        "test": config_hash({"ids": sorted(test_ids)}), "seed": key.seed,
+        "test": config_hash({"ids": sorted(test_ids)}), "seed": key.seed, "code": CELL_CODE_VERSION,
     })
     path = key.path(plan.out_dir)
     if path.is_file():
