@@ -44,8 +44,7 @@ from synth.training import TrainConfig, accuracy
 from synth.writer import config_hash
 
 #: Part of every cell's hash. Bump it when what an arm computes changes in code rather than in its
-#: YAML params, so a rerun
-#: recomputes those cells instead of reporting numbers from the old code.
+#: YAML params, so a rerun recomputes those cells instead of reporting numbers from the old code.
 #: 2: light/strong presets on the batched torch backend; active learning spends the whole budget.
 CELL_CODE_VERSION = 2
 
