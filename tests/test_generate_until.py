@@ -48,7 +48,7 @@ def test_accept_reaches_quota_keeps_rejected_and_logs_rate(tmp_path):
 
 
 def test_accept_is_deterministic_and_resumes_without_duplicates(tmp_path):
-    args = ("accept.score=gap", "accept.threshold=0.2", "accept.n_per_class=8")
+    args = ("accept.score=gap", "accept.threshold=0.15", "accept.n_per_class=8")
     full = tmp_path / "full"
     gen(full, tmp_path, *args)
     rounds = json.loads((full / "runs" / "accept.json").read_text())["rounds"]
