@@ -130,17 +130,29 @@ def _dropout_params(op: Params, rng: np.random.Generator, shape: tuple[int, int,
 
 
 # ---------------------------------------------------------------- batched application
+def _pixel_grid(h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ys, xs): the pixel-centre coordinates of an h x w image, each (h, w)."""
+    return torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+
+
+def _sample_at(x: torch.Tensor, src_x: torch.Tensor, src_y: torch.Tensor) -> torch.Tensor:
+    """Bilinear samples of each image at input pixel coordinates (N, oh, ow), zeros outside.
+
+    The one place that maps pixel centres to grid_sample's [-1, 1] (align_corners=False).
+    """
+    h, w = x.shape[2:]
+    grid = torch.stack([(2 * src_x + 1) / w - 1, (2 * src_y + 1) / h - 1], -1)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
 def _warp(x: torch.Tensor, inv: torch.Tensor, out_hw: tuple[int, int] | None = None) -> torch.Tensor:
     """Resample each image by its output->input pixel matrix (bilinear, zeros outside)."""
-    n, c, h, w = x.shape
+    n, _, h, w = x.shape
     oh, ow = out_hw or (h, w)
-    ys, xs = torch.meshgrid(torch.arange(oh, dtype=torch.float32), torch.arange(ow, dtype=torch.float32), indexing="ij")
+    ys, xs = _pixel_grid(oh, ow)
     pts = torch.stack([xs.flatten(), ys.flatten(), torch.ones(oh * ow)])  # (3, P)
-    src = inv.float() @ pts  # (N, 2, P) in input pixels
-    gx = (2 * src[:, 0] + 1) / w - 1
-    gy = (2 * src[:, 1] + 1) / h - 1
-    grid = torch.stack([gx, gy], -1).view(n, oh, ow, 2)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    src = (inv.float() @ pts).view(n, 2, oh, ow)  # in input pixels
+    return _sample_at(x, src[:, 0], src[:, 1])
 
 
 def _gaussian_kernels(sizes: Sequence[int], sigmas: Sequence[float], k: int) -> torch.Tensor:
@@ -182,14 +194,12 @@ def _apply_crop(x: torch.Tensor, params: list, op: Params) -> torch.Tensor:
 
 
 def _apply_elastic(x: torch.Tensor, params: list, op: Params) -> torch.Tensor:
-    n, _, h, w = x.shape
+    h, w = x.shape[2:]
     sigma = float(op["sigma"])
     k = min(int(2 * math.ceil(4 * sigma) + 1), 2 * min(h, w) - 1) | 1  # cv2's automatic size for float fields
     fields = _separable_blur(torch.from_numpy(np.stack(params)), _gaussian_kernels([k], [sigma], k), "replicate")
-    dx, dy = fields[:, 0] * float(op["alpha"]), fields[:, 1] * float(op["alpha"])
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
-    grid = torch.stack([(2 * (xs + dx) + 1) / w - 1, (2 * (ys + dy) + 1) / h - 1], -1)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    ys, xs = _pixel_grid(h, w)
+    return _sample_at(x, xs + fields[:, 0] * float(op["alpha"]), ys + fields[:, 1] * float(op["alpha"]))
 
 
 def _apply_bc(x: torch.Tensor, params: list, op: Params) -> torch.Tensor:
