@@ -87,12 +87,14 @@ class AlbumentationsAugmenter:
 from generators.procedural.torch_backend import TorchAugmenter  # noqa: E402  (after the Protocol it honours)
 
 #: albumentations: any of its transforms, one image per call. torch: synth's preset/policy ops,
-#: a whole batch per call (`batch`), ~5x faster for online augmentation of small images.
+#: a whole batch per call (`batch`): ~3x faster per batch of 64 digits (light 21 -> 6 ms, strong 40 -> 13 ms).
 BACKENDS: dict[str, type] = {"albumentations": AlbumentationsAugmenter, "torch": TorchAugmenter}
 
 
 def augment_batch(augment, images: np.ndarray, rngs: list[np.random.Generator]) -> np.ndarray:
     """`augment` over uint8 (N, H, W, C) images, image i from rngs[i]: batched when the augmenter can."""
+    if len(images) == 0:  # np.stack has nothing to stack; every caller gets the same empty answer
+        return images.copy()
     if hasattr(augment, "batch"):
         return augment.batch(images, rngs)
     return np.stack([augment(image, rng) for image, rng in zip(images, rngs, strict=True)])

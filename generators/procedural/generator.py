@@ -52,8 +52,7 @@ class ProceduralGenerator(Generator):
         rngs = [np.random.default_rng(int(seed)) for seed in seeds]
         picks = np.array([members[rng.integers(len(members))] for rng, members in
                           zip(rngs, (self._by_class[label] for label in labels), strict=True)], dtype=np.int64)
-        out = augment_batch(self.augmenter, self._images[picks], rngs) if len(picks) else \
-            np.empty((0, *self._images.shape[1:]), dtype=np.uint8)
+        out = augment_batch(self.augmenter, self._images[picks], rngs)
         parents = np.array([str(i) for i in self._ids[picks]], dtype=object)
         return Samples(out, labels.copy(), parents)
 

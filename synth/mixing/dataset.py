@@ -88,13 +88,12 @@ class MixedDataset(Dataset):
         else:
             index = torch.tensor([int(k) if np.isscalar(k) else k[0] for k in keys], dtype=torch.int64)
         flags = index >= self.n_real
-        images = self.images[index]
+        images = self.images[index]  # advanced indexing: a copy, safe to write augmented images into
         if self.augment is not None:
             real = torch.nonzero(~flags).flatten()
             if len(real):
                 key_list = list(keys)
                 rngs = [self._rng(key_list[j]) for j in real.tolist()]
-                images = images.clone()
                 images[real] = torch.from_numpy(augment_batch(self.augment, self._np_images[index[real].numpy()], rngs))
         return images.permute(0, 3, 1, 2).float().div_(255.0), self.labels[index], flags
 
