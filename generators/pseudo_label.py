@@ -42,7 +42,8 @@ class PseudoLabelGenerator(Generator):
     Args:
         threshold: keep a pool image when the teacher's top probability is at least this.
         min_precision: switch off when the CV-estimated precision of kept labels is below this.
-        k_folds: folds for the precision estimate (inside the labelled budget).
+        k_folds: folds for the precision estimate (inside the labelled budget); 0 skips the
+            estimate (k teachers' training) where nothing gates on it: min_precision must be 0.
         rounds: teacher rounds; round r > 1 retrains on labelled + round r-1 pseudo-labels
             (helped on digits, hurt on Fashion-MNIST: let the recipe search decide).
         augment_ops: albumentations ops for online augmentation while training the teacher
@@ -74,8 +75,11 @@ class PseudoLabelGenerator(Generator):
             raise ConfigError(f"generator.threshold must be in [0, 1], got {threshold}")
         if not 0.0 <= min_precision <= 1.0:
             raise ConfigError(f"generator.min_precision must be in [0, 1], got {min_precision}")
-        if k_folds < 2 or rounds < 1:
-            raise ConfigError(f"generator.k_folds must be >= 2 and rounds >= 1, got {k_folds}, {rounds}")
+        if k_folds == 1 or k_folds < 0 or rounds < 1:
+            raise ConfigError(f"generator.k_folds must be >= 2 (or 0: no estimate) and rounds >= 1, got {k_folds}, {rounds}")
+        if k_folds == 0 and min_precision > 0:
+            raise ConfigError(f"generator.min_precision={min_precision} needs a precision estimate: set k_folds >= 2, "
+                              "or min_precision: 0 to run without the gate")
         if max_pool is not None and max_pool <= 0:
             raise ConfigError(f"generator.max_pool must be > 0 or null, got {max_pool}")
         augment_ops = [dict(op) for op in augment_ops]
@@ -154,6 +158,8 @@ class PseudoLabelGenerator(Generator):
             total[0] += len(val)
             return float((pred[mask] == val.labels[mask]).mean()) if mask.any() else float("nan")
 
+        if int(self.config["k_folds"]) < 2:
+            raise ConfigError("estimate_precision needs generator.k_folds >= 2")
         k = min(int(self.config["k_folds"]), len(labelled))
         cross_validate(labelled, score, k=k, seed=int(self.config["seed"]))
         precision = correct[0] / kept[0] if kept[0] else 0.0
@@ -168,9 +174,13 @@ class PseudoLabelGenerator(Generator):
             return {"active": False, "reason": "fewer than 2 labelled images in some class: "
                     "cannot estimate pseudo-label precision by cross-validation", "kept": 0}
         multi_round = int(self.config["rounds"]) > 1
-        info: dict[str, Any] = self.estimate_precision(labelled, pool if multi_round else None)
+        if int(self.config["k_folds"]) == 0:
+            info: dict[str, Any] = {"cv_precision": None, "cv_coverage": None, "cv_kept": None,
+                                    "estimate": "skipped (k_folds 0, no gate)"}
+        else:
+            info = self.estimate_precision(labelled, pool if multi_round else None)
         floor = float(self.config["min_precision"])
-        if info["cv_precision"] < floor:
+        if info["cv_precision"] is not None and info["cv_precision"] < floor:
             info.update(active=False, kept=0, reason=(
                 f"cross-validated precision of confident pseudo-labels is {info['cv_precision']:.3f} "
                 f"< min_precision={floor} (threshold={self.config['threshold']})"))

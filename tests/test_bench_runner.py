@@ -115,6 +115,21 @@ def test_an_arm_can_be_restricted_to_some_budgets(tmp_path, digits_source):
     assert sorted({t.budget for t in tasks if t.arm == "real"}) == [2, 4]
 
 
+def test_costly_cells_start_first_and_cost_is_not_part_of_the_cell_hash(tmp_path, digits_source):
+    from synth.bench.runner import plan_tasks
+    from synth.errors import ConfigError
+
+    p = plan(tmp_path, {"real": {"cost": 1}, "aug_offline": {**OFFLINE, "cost": 50}}, seeds=[0])
+    order = [(t.arm, t.budget) for t in plan_tasks(p)[0]]
+    assert order == [("aug_offline", 4), ("aug_offline", 2), ("real", 4), ("real", 2)]
+    first, _ = run_grid(digits_source, p)
+    cheaper = plan(tmp_path, {"real": {"cost": 3}, "aug_offline": {**OFFLINE, "cost": 2}}, seeds=[0])
+    again, _ = run_grid(digits_source, cheaper)  # a new scheduling hint recomputes nothing
+    assert all(c["resumed"] for c in again) and len(again) == len(first) == 4
+    with pytest.raises(ConfigError, match="cost must be a number > 0"):
+        plan_tasks(plan(tmp_path, {"real": {"cost": "high"}}))
+
+
 def test_config_registered_arm_with_label_oracle(tmp_path, digits_source):
     arms = {"real": {}, "_test_oracle": {"target": f"{__name__}:oracle_arm", "uses_unlabelled": True}}
     cells, unavailable = run_grid(digits_source, plan(tmp_path, arms, budgets=[2], seeds=[0]))

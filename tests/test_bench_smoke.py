@@ -19,7 +19,7 @@ def smoke_cfg(tmp_path, *overrides: str):
 def test_bench_config_composes_for_every_preset(tmp_path):
     from synth.commands.bench import make_plan
 
-    for preset in ("smoke", "digits", "fashion_mnist"):
+    for preset in ("smoke", "digits", "digits_labels", "fashion_mnist"):
         p = make_plan(smoke_cfg(tmp_path, f"bench={preset}"))
         assert p.arms and "real" in p.arms and p.seeds
 

@@ -80,8 +80,20 @@ def test_missing_class_is_a_clear_error(tiny_labelled, pool):
     assert gen.kept_counts.sum() < 300
 
 
+def test_k_folds_zero_skips_the_estimate_and_labels_like_the_gated_teacher(fitted, tiny_labelled, pool):
+    ungated = PseudoLabelGenerator(threshold=0.6, min_precision=0.0, **{**FAST, "k_folds": 0}).fit(tiny_labelled, pool)
+    assert ungated.fit_info["cv_precision"] is None and "skipped" in ungated.fit_info["estimate"]
+    # the final teacher does not depend on the estimate: same kept images and labels as the gated one
+    assert ungated.pseudo_labelled().ids.tolist() == fitted.pseudo_labelled().ids.tolist()
+    assert ungated.pseudo_labelled().labels.tolist() == fitted.pseudo_labelled().labels.tolist()
+    with pytest.raises(ConfigError, match="needs generator.k_folds >= 2"):
+        ungated.estimate_precision(tiny_labelled)
+
+
 def test_bad_config():
     with pytest.raises(ConfigError, match="threshold"):
         PseudoLabelGenerator(threshold=1.5)
     with pytest.raises(ConfigError, match="k_folds"):
         PseudoLabelGenerator(k_folds=1)
+    with pytest.raises(ConfigError, match="min_precision=0.9 needs a precision estimate"):
+        PseudoLabelGenerator(k_folds=0, min_precision=0.9)

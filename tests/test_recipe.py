@@ -266,7 +266,7 @@ def test_auto_arm_settings_come_from_the_yaml_only(tmp_path):
     s = search_settings(arm_params("auto", AUTO_YAML), TrainConfig())
     assert s["k_folds"] == 3 and s["space"].presets == ("light", "strong") and s["space"].aug_probs == (0.5,)
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        for preset in ("smoke", "digits", "fashion_mnist"):
+        for preset in ("smoke", "digits", "digits_labels", "fashion_mnist"):
             cfg = compose("bench", overrides=[f"bench={preset}", f"out_dir={tmp_path}", "progress=false",
                                               "bench.arms.auto.max_trials=3"])
             auto = make_plan(cfg).all_arm_params["auto"]

@@ -34,6 +34,13 @@ from synth.writer import config_hash
 
 CONF_DIR = Path(__file__).resolve().parent.parent.parent / "conf"
 
+#: Keys of an arm's entry that only tell the harness where and when to run it: which budgets and
+#: protocols, and `cost` (relative seconds per cell; costly cells start first so parallel workers
+#: finish together). They do not change what a cell computes, so they are not part of its hash.
+SCHEDULE_KEYS: tuple[str, ...] = ("budgets", "protocols", "cost")
+#: Every key the harness itself reads from an arm's entry; arms that reject unknown keys allow these.
+HARNESS_KEYS: tuple[str, ...] = ("target", "uses_unlabelled", *SCHEDULE_KEYS)
+
 
 @dataclass
 class ArmConfig:

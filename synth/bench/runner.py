@@ -118,7 +118,11 @@ def arm_budgets(plan: BenchPlan, params: Mapping[str, Any]) -> list[Any]:
 
 
 def plan_tasks(plan: BenchPlan) -> tuple[list[CellKey], dict[str, str]]:
-    """Every cell to run, and the arms that cannot run here (-> why)."""
+    """Every cell to run, costliest first, and the arms that cannot run here (-> why).
+
+    Longest-first order is what lets parallel workers finish together: with the learned
+    generators' minutes-long cells queued last, one worker ran them alone at the end.
+    """
     unavailable = {a: why for a in plan.arms if (why := arm_registry.availability(a, _params(plan, a)))}
     tasks = [
         CellKey(p, a, b, s)
@@ -126,7 +130,16 @@ def plan_tasks(plan: BenchPlan) -> tuple[list[CellKey], dict[str, str]]:
         for p in arm_protocols(plan, a, _params(plan, a))
         for b in arm_budgets(plan, plan.arms[a]) for s in plan.seeds
     ]
-    return tasks, unavailable
+    return sorted(tasks, key=lambda key: -cell_cost(plan, key)), unavailable
+
+
+def cell_cost(plan: BenchPlan, key: CellKey) -> float:
+    """Scheduling estimate: the arm's `cost` hint (default 1), larger budgets a little costlier."""
+    cost = plan.arms[key.arm].get("cost", 1.0)
+    if isinstance(cost, bool) or not isinstance(cost, (int, float)) or cost <= 0:
+        raise ConfigError(f"bench.arms.{key.arm}.cost must be a number > 0 (relative seconds per cell), got {cost!r}")
+    n = 10**6 if key.budget == "all" else float(key.budget)
+    return float(cost) * (1.0 + 0.01 * min(n, 1000.0))
 
 
 def run_grid(source: Source, plan: BenchPlan) -> tuple[list[dict], dict[str, str]]:
@@ -168,7 +181,7 @@ def run_cell(key: CellKey, splits: Splits, plan: BenchPlan, test_ids: set[str], 
     params = _params(plan, key.arm)
     data = arm_data(splits, key.protocol)
     digest = config_hash({
-        "arm": key.arm, "params": {k: v for k, v in params.items() if k not in ("budgets", "protocols")}, "train": vars(plan.train), "data": data.fingerprint(),
+        "arm": key.arm, "params": {k: v for k, v in params.items() if k not in arm_registry.SCHEDULE_KEYS}, "train": vars(plan.train), "data": data.fingerprint(),
         "test": config_hash({"ids": sorted(test_ids)}), "seed": key.seed, "code": CELL_CODE_VERSION,
     })
     path = key.path(plan.out_dir)

@@ -20,8 +20,8 @@ augmentation hurts. This arm decides every risky lever on labels that are NOT ac
    chosen learner each round; every pool label comes through `cfg.oracle`.
 5. **Final model**: the learner on all chosen labels, plus (gate open) confident
    pseudo-labels of the rest of the pool from a teacher trained on the chosen labels. The
-   final teacher's own CV precision is recorded but not used as a second gate by default
-   (`final_min_precision: 0`): it would be measured on the hard, actively chosen labels.
+   final teacher's own CV precision is a second gate only when `final_min_precision` > 0 (it
+   would be measured on the hard, actively chosen labels); at the default 0 it is not computed.
 
 With fewer than 2 slice labels in some class nothing can be cross-validated: augmentation
 falls back to `fallback_augment` (default none) and pseudo-labels stay off; meta says why.
@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from synth.bench.arms import ArmConfig, ArmOutput
+from synth.bench.arms import HARNESS_KEYS, ArmConfig, ArmOutput
 from synth.bench.label_arms import initial_labels, run_active
 from synth.bench.protocol import ArmData
 from synth.data.imageset import ImageSet
@@ -57,12 +57,11 @@ DEFAULTS: dict[str, Any] = {
     "pseudo_labels": True, "threshold": 0.9, "min_precision": 0.9, "pl_k_folds": 3, "pl_z": 1.0,
     "final_min_precision": 0.0, "pl_share": None, "max_pool": None, "teacher": None,
 }
-_HARNESS_KEYS = {"target", "uses_unlabelled", "budgets", "protocols"}
 
 
 def stack_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """The arm's params over DEFAULTS; an unknown key is a config error (typos must not pass silently)."""
-    unknown = {k for k in params if k not in DEFAULTS and k not in _HARNESS_KEYS}
+    unknown = {k for k in params if k not in DEFAULTS and k not in HARNESS_KEYS}
     if unknown:
         raise ConfigError(f"bench.arms.stack: unknown key(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
     p = {**DEFAULTS, **dict(params)}
@@ -137,7 +136,11 @@ def final_model(chosen: ImageSet, rest: ImageSet, policy: AugPolicy, gate: dict,
 
     augment, extra, meta, seen = policy.build(), None, {"pseudo_labelled": 0}, []
     if gate["pl_on"] and len(rest):
-        gen = PseudoLabelGenerator(min_precision=float(p["final_min_precision"]), **pl_kwargs(p, policy, train, seed))
+        floor = float(p["final_min_precision"])
+        kwargs = pl_kwargs(p, policy, train, seed)
+        if floor == 0:  # no second gate: skip the final teacher's k-fold estimate (k more teachers' training)
+            kwargs["k_folds"] = 0
+        gen = PseudoLabelGenerator(min_precision=floor, **kwargs)
         gen.fit(chosen, rest)
         seen = [str(i) for i in rest.ids]  # what the teacher labelled (all of it, max_pool or not)
         info = gen.fit_info

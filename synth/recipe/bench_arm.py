@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from synth.bench.arms import HARNESS_KEYS
 from synth.data.imageset import ImageSet
 from synth.errors import ConfigError
 from synth.recipe.search import SearchBudget, SearchSpace, search_recipe
@@ -37,13 +38,11 @@ SEARCH_KEYS: tuple[str, ...] = (
     "n_random_policies", "sources", "shares", "filter_quantiles", "pl_thresholds", "ssl", "max_unlabelled",
     "search_train", "source_configs",
 )
-#: keys the harness itself reads from an arm's entry (registration, budgets/protocols it runs at)
-_HARNESS_KEYS = ("target", "uses_unlabelled", "budgets", "protocols")
 
 
 def arm_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """The arm's params, checked: every search key set (no hidden code default), none unknown."""
-    known = set(SEARCH_KEYS) | set(_HARNESS_KEYS)
+    known = set(SEARCH_KEYS) | set(HARNESS_KEYS)
     unknown = sorted(k for k in params if k not in known and not str(k).startswith("_"))
     if unknown:
         raise ConfigError(f"bench.arms.{name}: unknown key(s) {unknown}; known: {sorted(known)}")
