@@ -99,6 +99,15 @@ def test_a_ci_bound_at_one_up_to_float_rounding_is_not_a_gain():
     assert curves.verdict(1.5, 1.01, 2.0, n_seeds=3) == "gain"
 
 
+def test_an_arm_measured_at_one_budget_gets_no_data_to_target():
+    real, arm = _curves(0.0, 0.0), _curves(np.log(2.0), 0.0)
+    arm[:, [0, 1, 3, 4]] = np.nan  # measured at NS[2] only
+    m = curves.multiplier_at_target(NS, real, arm, target=0.5 + 0.1 * np.log(20.0), n_boot=50)
+    assert m.bound == "n/a" and np.isnan(m.value) and m.arm_need.censor == curves.SINGLE
+    assert m.verdict.startswith(f"single budget (n={NS[2]:g})")
+    assert np.isfinite(m.base_need.n)  # the baseline's need is still reported
+
+
 def test_single_seed_says_there_is_no_ci():
     m = curves.multiplier_at_target(NS, _curves(0, 0, seeds=1), _curves(1, 0, seeds=1), target=0.7, n_boot=50)
     assert m.lo == m.hi == m.value and "single seed" in m.verdict

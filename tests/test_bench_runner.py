@@ -172,3 +172,21 @@ def test_unregistered_generator_makes_an_arm_unavailable():
     why = arm_registry.availability("diffusion", {"generator": "no_such_generator"})
     assert why and "no_such_generator" in why
     assert arm_registry.availability("real", {}) is None
+
+
+def test_an_arm_at_one_budget_is_reported_per_budget_against_real_and_augmentation(tmp_path):
+    # hand-made cells: real and aug_online at every budget, a costly generator arm at n=4 only
+    accs = {"real": {2: 0.6, 4: 0.7, 8: 0.8}, "aug_online": {2: 0.65, 4: 0.75, 8: 0.85}, "gen": {4: 0.8}}
+    cells = [{"protocol": "strict", "arm": a, "budget": b, "seed": s, "status": "ok", "accuracy": acc + 0.01 * s}
+             for a, by in accs.items() for b, acc in by.items() for s in (0, 1, 2)]
+    arms = {a: {} for a in accs}
+    p = BenchPlan(budgets=[2, 4, 8], seeds=[0, 1, 2], protocols=["strict"], arms=arms, train=TINY_TRAIN,
+                  out_dir=tmp_path, progress=False, all_arm_params=arms)
+    gen = analyse(cells, p, {}, n_boot=100)["results"]["strict"]["arms"]["gen"]
+    assert gen["vs_real"]["bound"] == "n/a" and gen["vs_real"]["verdict"].startswith("single budget (n=4)")
+    assert gen["need"]["censor"] == "single budget"
+    at4 = {k: gen[k][1] for k in ("per_budget_vs_real", "per_budget_vs_aug_online")}
+    assert at4["per_budget_vs_real"]["value"] == pytest.approx(2.0)  # real reaches 0.8 at n=8
+    assert 1.0 < at4["per_budget_vs_aug_online"]["value"] < 2.0  # aug_online reaches it between 4 and 8
+    md = write_report(analyse(cells, p, {}, n_boot=100), tmp_path / "r")["md"].read_text()
+    assert "### Multiplier at each budget vs aug_online" in md and "| gen | – | 2.00x" in md

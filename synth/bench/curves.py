@@ -20,6 +20,7 @@ from synth.seeding import rng_for
 
 BELOW = "<="  # target reached already at the smallest budget: the need is at most that
 ABOVE = ">"  # target never reached: the need is beyond the largest budget
+SINGLE = "single budget"  # the arm was measured at one budget only: no curve to read a need from
 _TOL = 1e-9  # float rounding allowed when comparing a CI bound with 1.0x or a difference with 0
 
 
@@ -43,6 +44,13 @@ def need_for_target(ns: Sequence[float], accs: Sequence[float], target: float) -
             logn = np.log(ns_a[i]) + t * (np.log(ns_a[i + 1]) - np.log(ns_a[i]))
             return Need(float(np.exp(logn)), "")
     return Need(float("inf"), ABOVE)
+
+
+def curve_need(ns: Sequence[float], accs: Sequence[float], target: float) -> Need:
+    """need_for_target, except that a curve measured at one budget of several has no need to read (SINGLE)."""
+    if int(np.isfinite(np.asarray(accs, float)).sum()) == 1 and len(ns) > 1:
+        return Need(float("nan"), SINGLE)
+    return need_for_target(ns, accs, target)
 
 
 def interp_log(ns: Sequence[float], accs: Sequence[float], x: float) -> float:
@@ -159,6 +167,12 @@ def multiplier_at_target(
     idx = resamples(base.shape[0], n_boot, seed)
     # An arm measured only up to some budget (e.g. a run cut short) is censored at *its* largest budget.
     arm_ns = np.asarray(ns, float)[np.isfinite(_mean_curve(arm))]
+    if curve_need(ns, _mean_curve(arm), target).censor == SINGLE:
+        # One budget (an expensive arm run at n=10 only): "not reached within its budgets" would read
+        # like a finding about the arm; the honest number is its multiplier at that budget.
+        return Multiplier(Need(float("nan"), SINGLE), need_for_target(ns, _mean_curve(base), target),
+                          float("nan"), float("nan"), float("nan"), "n/a",
+                          f"single budget (n={arm_ns[0]:g}): no curve to interpolate; see the multiplier at that budget")
     n_max = float(arm_ns.max()) if len(arm_ns) else float(np.nanmax(np.asarray(ns, float)))
     base_ns = np.asarray(ns, float)[np.isfinite(_mean_curve(base))]
     base_max = float(base_ns.max()) if len(base_ns) else float(np.nanmax(np.asarray(ns, float)))

@@ -68,7 +68,7 @@ def analyse(
             entry: dict[str, Any] = {
                 "curve": {"n": ns, "mean": mean.tolist(), "std": std.tolist(), "lo": lo.tolist(), "hi": hi.tolist(),
                           "per_seed": m.tolist()},
-                "need": curves.need_for_target(ns, mean, target).__dict__,
+                "need": curves.curve_need(ns, mean, target).__dict__,
                 "protocol_independent": not any(c["protocol"] == p for c in cells if c["arm"] == a) and p != "strict",
             }
             if a != BASELINE:
@@ -77,6 +77,8 @@ def analyse(
                 entry["halved_vs_real"] = curves.halved_comparison(ns, mats[p][BASELINE], m, **boot)
             if a not in (BASELINE, AUG_BASELINE) and AUG_BASELINE in arms:
                 entry["vs_aug_online"] = curves.multiplier_at_target(ns, mats[p][AUG_BASELINE], m, target, **boot).to_dict()
+                # per budget too: the only comparison with augmentation an arm run at one budget has
+                entry["per_budget_vs_aug_online"] = curves.per_budget_multipliers(ns, mats[p][AUG_BASELINE], m, **boot)
             out[a] = entry
         protocols[p] = {"arms": out, "headline": _headline(out), "not_run_under_this_protocol": elsewhere}
     return {
@@ -166,6 +168,8 @@ def _jsonable(x: Any) -> Any:
 
 def fmt_need(need: Mapping[str, Any]) -> str:
     n = need["n"]
+    if need["censor"] == curves.SINGLE:
+        return "–"
     if need["censor"] == curves.ABOVE:
         return "not reached"
     return f"{'≤' if need['censor'] == curves.BELOW else ''}{n:.1f}"
@@ -243,13 +247,8 @@ def _protocol_md(p: str, res: dict[str, Any], r: dict[str, Any]) -> list[str]:
         c = e["curve"]
         cells = [f"{m:.3f} ± {s:.3f}" if np.isfinite(m) else "–" for m, s in zip(c["mean"], c["std"], strict=True)]
         lines.append(f"| {a} | " + " | ".join(cells) + " |")
-    lines += ["", "### Multiplier at each budget (real-only images needed to match the arm ÷ the arm's)", "",
-              "| arm | " + " | ".join(r["budgets"]) + " |", "|---|" + "---|" * len(r["budgets"])]
-    for a, e in arms.items():
-        if "per_budget_vs_real" in e:
-            row = [f"{BOUND_SIGN.get(d['bound'], '')}{d['value']:.2f}x [{d['lo']:.2f}, {d['hi']:.2f}]"
-                   if np.isfinite(d["value"]) else "–" for d in e["per_budget_vs_real"]]
-            lines.append(f"| {a} | " + " | ".join(row) + " |")
+    for key, base in (("per_budget_vs_real", "real-only"), ("per_budget_vs_aug_online", "aug_online")):
+        lines += _per_budget_md(arms, key, base, r["budgets"])
     lines += ["", "### Halved data: the arm with half the labelled images vs real-only with all of them", "",
               "| arm | n | arm @ n/2 | real @ n | difference [CI] | verdict |", "|---|---|---|---|---|---|"]
     for a, e in arms.items():
@@ -258,6 +257,19 @@ def _protocol_md(p: str, res: dict[str, Any], r: dict[str, Any]) -> list[str]:
             lines.append(f"| {a} | {d['n']:.0f} | {d['arm_half_acc']:.3f}{star} | {d['base_full_acc']:.3f} | "
                          f"{d['diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}] | {d['verdict']} |")
     lines += ["", "\\* interpolated on log n between measured budgets.", ""]
+    return lines
+
+
+def _per_budget_md(arms: Mapping[str, Any], key: str, base: str, budgets: list[str]) -> list[str]:
+    rows = [(a, e[key]) for a, e in arms.items() if key in e]
+    if not rows:
+        return []
+    lines = ["", f"### Multiplier at each budget vs {base} ({base} images needed to match the arm ÷ the arm's)", "",
+             "| arm | " + " | ".join(budgets) + " |", "|---|" + "---|" * len(budgets)]
+    for a, per in rows:
+        row = [f"{BOUND_SIGN.get(d['bound'], '')}{d['value']:.2f}x [{d['lo']:.2f}, {d['hi']:.2f}]"
+               if np.isfinite(d["value"]) else "–" for d in per]
+        lines.append(f"| {a} | " + " | ".join(row) + " |")
     return lines
 
 
