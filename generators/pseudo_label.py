@@ -138,17 +138,24 @@ class PseudoLabelGenerator(Generator):
             extra = ImageSet(pool.images[keep], pred[keep], pool.ids[keep], pool.class_names)
         return pred, conf
 
-    def estimate_precision(self, labelled: ImageSet, pool: ImageSet | None = None) -> dict[str, float]:
+    def estimate_precision(self, labelled: ImageSet, pool: ImageSet | None = None,
+                           always_train: ImageSet | None = None) -> dict[str, float]:
         """CV inside the labelled budget: precision and coverage of confident predictions.
 
         Each fold's teacher trains on the other folds (plus, with rounds > 1, its own
         pseudo-labels of `pool`) and labels the held-out fold as if it were pool images.
         The estimate is conservative: the final teacher sees all k folds.
+
+        `always_train` are labelled images in every fold's training set and never validated on:
+        actively chosen labels are the hard cases, a biased validation set, but leaving them out
+        of the teachers would make the estimate that of a much weaker teacher than the final one.
         """
         threshold = float(self.config["threshold"])
         kept, correct, total = [0], [0], [0]
 
         def score(train: ImageSet, val: ImageSet, fold_seed: int) -> float:
+            if always_train is not None and len(always_train):
+                train = train.concat(always_train)
             unl = val.without_labels() if pool is None else pool.concat(val.without_labels())
             pred, conf = self._label_pool(train, unl, fold_seed)
             pred, conf = pred[-len(val):], conf[-len(val):]
@@ -163,7 +170,8 @@ class PseudoLabelGenerator(Generator):
         k = min(int(self.config["k_folds"]), len(labelled))
         cross_validate(labelled, score, k=k, seed=int(self.config["seed"]))
         precision = correct[0] / kept[0] if kept[0] else 0.0
-        return {"cv_precision": precision, "cv_coverage": kept[0] / max(total[0], 1), "cv_kept": kept[0]}
+        return {"cv_precision": precision, "cv_coverage": kept[0] / max(total[0], 1), "cv_kept": kept[0],
+                "cv_validated": total[0]}
 
     def _fit(self, labelled: ImageSet, unlabelled: ImageSet | None) -> dict[str, Any]:
         self._set_kept(np.zeros((0, *labelled.image_shape), np.uint8), np.zeros(0), np.zeros(0, str), np.zeros(0))
@@ -175,7 +183,7 @@ class PseudoLabelGenerator(Generator):
                     "cannot estimate pseudo-label precision by cross-validation", "kept": 0}
         multi_round = int(self.config["rounds"]) > 1
         if int(self.config["k_folds"]) == 0:
-            info: dict[str, Any] = {"cv_precision": None, "cv_coverage": None, "cv_kept": None,
+            info: dict[str, Any] = {"cv_precision": None, "cv_coverage": None, "cv_kept": None, "cv_validated": None,
                                     "estimate": "skipped (k_folds 0, no gate)"}
         else:
             info = self.estimate_precision(labelled, pool if multi_round else None)

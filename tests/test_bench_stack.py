@@ -1,8 +1,9 @@
 """The issue-7 stack arm (synth/bench/stack_arm.py) in the harness on a tiny grid.
 
 Checks: protocol and oracle accounting, determinism under a seed, no labelled/test id ever
-selected, pseudo-labels switched off when the slice gate fails (and on when it passes),
-and the explicit fallback when the random slice is too small for CV.
+selected, pseudo-labels switched off when the gate fails (and on when it passes), the
+after-AL gate validating on random slice images only, and the explicit fallback when the
+random slice is too small for CV.
 """
 
 from __future__ import annotations
@@ -64,9 +65,21 @@ def test_stack_switches_pseudo_labels_off_when_the_gate_fails(tmp_path, digits_s
 
 
 def test_stack_falls_back_to_nothing_without_cv_labels(tmp_path, digits_source):
-    c = run(tmp_path, digits_source, [2], min_precision=0.0)[("stack", 2)]  # slice: 1 label per class
+    c = run(tmp_path, digits_source, [2], min_precision=0.0, pl_gate="slice")[("stack", 2)]  # slice: 1 per class
     assert c["meta"]["augment"] == "none" and c["meta"]["augment_choice"].startswith("fallback")
     assert c["meta"]["pl_on"] is False and c["meta"]["pl_choice"].startswith("fallback off")
+
+
+def test_after_al_gate_validates_on_the_random_slice_only(tmp_path, digits_source):
+    n_classes = digits_source.pool.n_classes
+    by = run(tmp_path, digits_source, [2, 4], min_precision=0.0)  # default pl_gate: after_al
+    # n=2: 1 slice label per class, too few for the augmentation search, enough folds for the gate
+    two = by[("stack", 2)]["meta"]
+    assert two["augment_choice"].startswith("fallback") and two["pl_on"] is True
+    assert two["pl_cv_validated"] == n_classes and f"+ {n_classes} AL labels" in two["pl_choice"]
+    # n=4: the 20 slice images are validated, never the 20 actively chosen ones (they train every teacher)
+    four = by[("stack", 4)]["meta"]
+    assert four["pl_cv_validated"] == 2 * n_classes and f"+ {2 * n_classes} AL labels" in four["pl_choice"]
 
 
 def test_wilson_lower_bound_and_param_checks():
@@ -77,6 +90,8 @@ def test_wilson_lower_bound_and_param_checks():
         stack_params({"treshold": 0.9})
     with pytest.raises(ConfigError, match="initial_fraction"):
         stack_params({"initial_fraction": 0})
+    with pytest.raises(ConfigError, match="pl_gate"):
+        stack_params({"pl_gate": "before"})
 
 
 def test_stack_spends_its_whole_budget_when_the_batch_does_not_divide_it(tmp_path, digits_source):

@@ -66,6 +66,20 @@ def test_switches_off_when_labels_are_shuffled(tiny_labelled, pool, tmp_path):
     assert not loaded.active and loaded.fit_info["reason"] == gen.fit_info["reason"]
 
 
+def test_always_train_joins_every_teacher_but_is_never_validated(tiny_labelled, digits_splits, digits_source):
+    # 200 more images with every label shifted by one class: if they join the fold teachers, those
+    # teachers learn the shifted labels and the held-out (correct) labels disagree with them
+    extra = digits_splits.unlabelled.subset(np.arange(300, 500))
+    truth = dict(zip(digits_source.pool.ids, digits_source.pool.labels, strict=True))
+    wrong = ImageSet(extra.images, (np.array([truth[i] for i in extra.ids]) + 1) % 10, extra.ids,
+                     extra.class_names)
+    gen = PseudoLabelGenerator(threshold=0.0, min_precision=0.0, **FAST)
+    plain = gen.estimate_precision(tiny_labelled)
+    shifted = gen.estimate_precision(tiny_labelled, always_train=wrong)
+    assert plain["cv_validated"] == shifted["cv_validated"] == len(tiny_labelled)  # only its own folds
+    assert plain["cv_precision"] > 0.5 > shifted["cv_precision"]
+
+
 def test_without_pool_it_is_off_with_a_reason(tiny_labelled):
     gen = PseudoLabelGenerator(**FAST).fit(tiny_labelled, None)
     assert not gen.active and "no unlabelled pool" in gen.fit_info["reason"]

@@ -11,20 +11,27 @@ augmentation hurts. This arm decides every risky lever on labels that are NOT ac
 2. **Learner (augmentation or none)** by `synth.recipe.search_recipe` on the slice: presets
    only, no sources, paired k-fold CV on the Brier score, "nothing" always allowed and kept
    unless a preset beats it beyond the CV noise.
-3. **Pseudo-label gate** on the slice: `PseudoLabelGenerator.estimate_precision` (teachers
-   trained with the chosen augmentation on k-1 folds label the held-out fold as if it were
-   pool images). The gate opens only when the Wilson lower bound (z=1) of that precision is at
-   least `min_precision` (calibration: digits 96-100 % correct and ~4x; Fashion-MNIST 77-91 %
-   and harmful). The slice teachers are weaker than the final one, so the gate is conservative.
-4. **Active learning** (margin, `synth.active` via `run_active`) from the slice, training the
+3. **Active learning** (margin, `synth.active` via `run_active`) from the slice, training the
    chosen learner each round; every pool label comes through `cfg.oracle`.
+4. **Pseudo-label gate** (`PseudoLabelGenerator.estimate_precision`): teachers trained with the
+   chosen augmentation label held-out folds *of the random slice* as if they were pool images;
+   the gate opens only when the Wilson lower bound (z=1) of their precision is at least
+   `min_precision` (calibration: digits 96-100 % correct and ~4x; Fashion-MNIST 77-91 % and
+   harmful). With `pl_gate: after_al` (default) it runs after step 3 and every fold's teacher
+   also trains on the actively chosen labels (never validated on: they are the hard cases), so
+   it measures a teacher close to the final one on images drawn like the pool. With
+   `pl_gate: slice` it runs before step 3 on the slice alone: teachers on 2/3 of ceil(n/2) labels
+   per class, far weaker than the final one, which kept the gate shut on digits at n=5 on 2 of 3
+   seeds where the open seed reached 99.2 % (benchmarks/results/digits, 2026-12-01).
 5. **Final model**: the learner on all chosen labels, plus (gate open) confident
    pseudo-labels of the rest of the pool from a teacher trained on the chosen labels. The
    final teacher's own CV precision is a second gate only when `final_min_precision` > 0 (it
    would be measured on the hard, actively chosen labels); at the default 0 it is not computed.
 
-With fewer than 2 slice labels in some class nothing can be cross-validated: augmentation
-falls back to `fallback_augment` (default none) and pseudo-labels stay off; meta says why.
+With fewer than 2 slice labels in some class the augmentation search cannot run and falls back
+to `fallback_augment` (default none); the slice-only gate stays off too, the after-AL gate
+needs only as many slice images as folds (classes missing from a fold's teachers count against
+it). Meta says why.
 SSL init is not part of this stack (ssl alone 1.50x on digits, 1.01x on Fashion-MNIST, and
 the SSL-based full_stack was the weakest combination); see docs/label_efficiency.md.
 
@@ -55,8 +62,9 @@ DEFAULTS: dict[str, Any] = {
     "presets": ["light", "strong"], "k": 3, "max_trials": 4, "max_seconds": 600, "min_gain": 0.005,
     "search_steps": None, "fallback_augment": None,
     "pseudo_labels": True, "threshold": 0.9, "min_precision": 0.9, "pl_k_folds": 3, "pl_z": 1.0,
-    "final_min_precision": 0.0, "pl_share": None, "max_pool": None, "teacher": None,
+    "final_min_precision": 0.0, "pl_share": None, "max_pool": None, "teacher": None, "pl_gate": "after_al",
 }
+PL_GATES = ("after_al", "slice")
 
 
 def stack_params(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -67,6 +75,8 @@ def stack_params(params: Mapping[str, Any]) -> dict[str, Any]:
     p = {**DEFAULTS, **dict(params)}
     if not 0.0 < float(p["initial_fraction"]) <= 1.0:
         raise ConfigError(f"bench.arms.stack.initial_fraction must be in (0, 1], got {p['initial_fraction']}")
+    if p["pl_gate"] not in PL_GATES:
+        raise ConfigError(f"bench.arms.stack.pl_gate must be one of {list(PL_GATES)}, got {p['pl_gate']!r}")
     return p
 
 
@@ -107,25 +117,35 @@ def pl_kwargs(p: Mapping[str, Any], policy: AugPolicy, train: TrainConfig, seed:
             "max_pool": p["max_pool"], "seed": seed, **teacher}
 
 
-def pl_gate(slice_: ImageSet, policy: AugPolicy, p: Mapping[str, Any], train: TrainConfig, seed: int) -> dict:
-    """Open the pseudo-label gate only when the slice's CV precision (lower bound) reaches min_precision."""
+def pl_gate(slice_: ImageSet, policy: AugPolicy, p: Mapping[str, Any], train: TrainConfig, seed: int,
+            picks: ImageSet | None = None) -> dict:
+    """Open the pseudo-label gate only when the CV precision (lower bound) on slice folds reaches min_precision.
+
+    Validation images are always random slice images; `picks` (the actively chosen labels, for the
+    after-AL gate) join every fold's teachers and are never validated on.
+    """
     from generators.pseudo_label import PseudoLabelGenerator
 
     if not p["pseudo_labels"]:
         return {"pl_on": False, "pl_choice": "configured off"}
-    counts = slice_.class_counts()
-    if int(counts.min()) < 2:
-        return {"pl_on": False, "pl_choice": f"fallback off: {int(counts.min())} random label(s) in some class, "
-                                              "precision cannot be cross-validated"}
+    k = int(p["pl_k_folds"])
+    if picks is None and int(slice_.class_counts().min()) < 2:
+        return {"pl_on": False, "pl_choice": f"fallback off: {int(slice_.class_counts().min())} random label(s) "
+                                              "in some class, precision cannot be cross-validated"}
+    if len(slice_) < k:
+        return {"pl_on": False, "pl_choice": f"fallback off: {len(slice_)} random labels for {k} folds"}
     gen = PseudoLabelGenerator(min_precision=float(p["min_precision"]), **pl_kwargs(p, policy, train, seed))
-    est = gen.estimate_precision(slice_)
+    est = gen.estimate_precision(slice_, always_train=picks)
     correct = round(est["cv_precision"] * est["cv_kept"])
     lower = wilson_lower(correct, int(est["cv_kept"]), float(p["pl_z"]))
     on = lower >= float(p["min_precision"])
-    why = (f"slice CV precision {est['cv_precision']:.3f} of {int(est['cv_kept'])} kept "
-           f"(lower bound {lower:.3f} {'>=' if on else '<'} min_precision {p['min_precision']})")
+    where = "slice" if picks is None else f"slice, teachers + {len(picks)} AL labels"
+    why = (f"CV precision ({where}) {est['cv_precision']:.3f} of {int(est['cv_kept'])} kept of "
+           f"{est['cv_validated']} validated (lower bound {lower:.3f} {'>=' if on else '<'} "
+           f"min_precision {p['min_precision']})")
     return {"pl_on": on, "pl_choice": why, "pl_cv_precision": est["cv_precision"], "pl_cv_kept": int(est["cv_kept"]),
-            "pl_cv_coverage": est["cv_coverage"], "pl_lower_bound": lower}
+            "pl_cv_validated": int(est["cv_validated"]), "pl_cv_coverage": est["cv_coverage"],
+            "pl_lower_bound": lower}
 
 
 # ------------------------------------------------------------------ final model
@@ -162,7 +182,8 @@ def final_model(chosen: ImageSet, rest: ImageSet, policy: AugPolicy, gate: dict,
 
 # --------------------------------------------------------------------------- arm
 def arm_stack(data: ArmData, budget: Any, seed: int, cfg: ArmConfig) -> ArmOutput:
-    """Random slice -> levers by CV on it -> active learning with that learner -> learner + gated pseudo-labels."""
+    """Random slice -> augmentation by CV on it -> active learning with that learner -> pseudo-label gate
+    (CV on slice folds) -> learner + gated pseudo-labels."""
     p = stack_params(cfg.params)
     if data.unlabelled is None or cfg.oracle is None:
         raise ConfigError(f"arm {cfg.name!r} needs the unlabelled pool and its oracle: protocols: [unlabelled_pool]")
@@ -172,7 +193,7 @@ def arm_stack(data: ArmData, budget: Any, seed: int, cfg: ArmConfig) -> ArmOutpu
     per_class = max(1, math.ceil(float(p["initial_fraction"]) * int(budget)))
     slice_ = initial_labels(data.labelled, per_class)
     policy, meta = choose_policy(slice_, p, cfg.train, seed)
-    gate = pl_gate(slice_, policy, p, cfg.train, seed)
+    gate = pl_gate(slice_, policy, p, cfg.train, seed) if p["pl_gate"] == "slice" else {}
     meta.update(gate, decide_seconds=round(time.perf_counter() - t0, 1))
 
     round_train = replace(cfg.train, steps=int(p["round_steps"])) if p["round_steps"] else cfg.train
@@ -184,6 +205,11 @@ def arm_stack(data: ArmData, budget: Any, seed: int, cfg: ArmConfig) -> ArmOutpu
     al_cfg = replace(cfg, params={**p, "initial_per_class": per_class})
     _, chosen, al_meta = run_active(data, budget, seed, al_cfg, train_fn)
     initial = al_meta.pop("initial_ids")
+    if p["pl_gate"] == "after_al":
+        t1 = time.perf_counter()
+        picks = chosen.subset(np.flatnonzero(~np.isin(chosen.ids, slice_.ids)))
+        gate = pl_gate(slice_, policy, p, cfg.train, seed, picks=picks)
+        meta.update(gate, gate_seconds=round(time.perf_counter() - t1, 1))
     rest = data.unlabelled.subset(np.flatnonzero(~np.isin(data.unlabelled.ids, chosen.ids)))
     model, final_meta, pl_seen = final_model(chosen, rest, policy, gate, p, cfg.train, seed)
     meta.update(al_meta, **final_meta, seconds=round(time.perf_counter() - t0, 1))
