@@ -7,8 +7,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from generators.procedural import BACKENDS, build_augmenter
-from synth.recipe.policy import OPS
 from synth.errors import ConfigError
+from synth.recipe.policy import OPS
 from tests.conftest import CONF
 
 PRESETS = sorted(p.stem for p in (CONF / "generator").glob("*.yaml")
