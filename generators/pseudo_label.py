@@ -139,7 +139,8 @@ class PseudoLabelGenerator(Generator):
         return pred, conf
 
     def estimate_precision(self, labelled: ImageSet, pool: ImageSet | None = None,
-                           always_train: ImageSet | None = None) -> dict[str, float]:
+                           always_train: ImageSet | None = None,
+                           thresholds: Sequence[float] = ()) -> dict[str, Any]:
         """CV inside the labelled budget: precision and coverage of confident predictions.
 
         Each fold's teacher trains on the other folds (plus, with rounds > 1, its own
@@ -149,29 +150,35 @@ class PseudoLabelGenerator(Generator):
         `always_train` are labelled images in every fold's training set and never validated on:
         actively chosen labels are the hard cases, a biased validation set, but leaving them out
         of the teachers would make the estimate that of a much weaker teacher than the final one.
+        `thresholds`: also report kept / correct at these confidence thresholds (`by_threshold`),
+        read off the same held-out predictions (no extra teacher).
         """
-        threshold = float(self.config["threshold"])
-        kept, correct, total = [0], [0], [0]
+        right: list[np.ndarray] = []
+        confs: list[np.ndarray] = []
 
         def score(train: ImageSet, val: ImageSet, fold_seed: int) -> float:
             if always_train is not None and len(always_train):
                 train = train.concat(always_train)
             unl = val.without_labels() if pool is None else pool.concat(val.without_labels())
             pred, conf = self._label_pool(train, unl, fold_seed)
-            pred, conf = pred[-len(val):], conf[-len(val):]
-            mask = conf >= threshold
-            kept[0] += int(mask.sum())
-            correct[0] += int((pred[mask] == val.labels[mask]).sum())
-            total[0] += len(val)
-            return float((pred[mask] == val.labels[mask]).mean()) if mask.any() else float("nan")
+            right.append(pred[-len(val):] == val.labels)
+            confs.append(conf[-len(val):])
+            return float("nan")
 
         if int(self.config["k_folds"]) < 2:
             raise ConfigError("estimate_precision needs generator.k_folds >= 2")
         k = min(int(self.config["k_folds"]), len(labelled))
         cross_validate(labelled, score, k=k, seed=int(self.config["seed"]))
-        precision = correct[0] / kept[0] if kept[0] else 0.0
-        return {"cv_precision": precision, "cv_coverage": kept[0] / max(total[0], 1), "cv_kept": kept[0],
-                "cv_validated": total[0]}
+        ok, conf = np.concatenate(right), np.concatenate(confs)
+
+        def at(t: float) -> dict[str, Any]:
+            mask = conf >= t
+            return {"threshold": float(t), "kept": int(mask.sum()), "correct": int(ok[mask].sum())}
+
+        own = at(float(self.config["threshold"]))
+        return {"cv_precision": own["correct"] / own["kept"] if own["kept"] else 0.0,
+                "cv_coverage": own["kept"] / max(len(ok), 1), "cv_kept": own["kept"], "cv_correct": own["correct"],
+                "cv_validated": len(ok), "by_threshold": [at(t) for t in thresholds]}
 
     def _fit(self, labelled: ImageSet, unlabelled: ImageSet | None) -> dict[str, Any]:
         self._set_kept(np.zeros((0, *labelled.image_shape), np.uint8), np.zeros(0), np.zeros(0, str), np.zeros(0))
@@ -183,7 +190,7 @@ class PseudoLabelGenerator(Generator):
                     "cannot estimate pseudo-label precision by cross-validation", "kept": 0}
         multi_round = int(self.config["rounds"]) > 1
         if int(self.config["k_folds"]) == 0:
-            info: dict[str, Any] = {"cv_precision": None, "cv_coverage": None, "cv_kept": None, "cv_validated": None,
+            info: dict[str, Any] = {"cv_precision": None, "cv_coverage": None, "cv_kept": None, "cv_correct": None, "cv_validated": None,
                                     "estimate": "skipped (k_folds 0, no gate)"}
         else:
             info = self.estimate_precision(labelled, pool if multi_round else None)

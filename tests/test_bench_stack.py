@@ -82,6 +82,14 @@ def test_after_al_gate_validates_on_the_random_slice_only(tmp_path, digits_sourc
     assert four["pl_cv_validated"] == 2 * n_classes and f"+ {2 * n_classes} AL labels" in four["pl_choice"]
 
 
+def test_gate_takes_the_lowest_confidence_threshold_that_passes(tmp_path, digits_source):
+    c = run(tmp_path, digits_source, [4], min_precision=0.0, pl_thresholds=[0.5, 0.0])[("stack", 4)]["meta"]
+    assert c["pl_on"] is True and c["pl_threshold"] == 0.0  # both pass at min_precision 0: the lower one
+    assert [r["threshold"] for r in c["pl_by_threshold"]] == [0.0, 0.5]
+    shut = run(tmp_path / "shut", digits_source, [4], min_precision=1.0, pl_thresholds=[0.0, 0.5])[("stack", 4)]
+    assert shut["meta"]["pl_on"] is False and shut["meta"]["pseudo_labelled"] == 0
+
+
 def test_wilson_lower_bound_and_param_checks():
     assert wilson_lower(0, 0) == 0.0
     assert wilson_lower(20, 20) < 1.0 and wilson_lower(20, 20) > wilson_lower(19, 20)

@@ -80,6 +80,15 @@ def test_always_train_joins_every_teacher_but_is_never_validated(tiny_labelled, 
     assert plain["cv_precision"] > 0.5 > shifted["cv_precision"]
 
 
+def test_precision_by_threshold_reads_the_same_held_out_predictions(tiny_labelled):
+    gen = PseudoLabelGenerator(threshold=0.6, min_precision=0.0, **FAST)
+    est = gen.estimate_precision(tiny_labelled, thresholds=[0.0, 0.6, 0.99])
+    lo, own, hi = est["by_threshold"]
+    assert lo["kept"] == est["cv_validated"] == len(tiny_labelled)  # threshold 0 keeps every prediction
+    assert (own["kept"], own["correct"]) == (est["cv_kept"], est["cv_correct"])  # the generator's own threshold
+    assert hi["kept"] <= own["kept"] <= lo["kept"] and hi["correct"] <= own["correct"] <= lo["correct"]
+
+
 def test_without_pool_it_is_off_with_a_reason(tiny_labelled):
     gen = PseudoLabelGenerator(**FAST).fit(tiny_labelled, None)
     assert not gen.active and "no unlabelled pool" in gen.fit_info["reason"]

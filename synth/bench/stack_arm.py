@@ -20,6 +20,9 @@ augmentation hurts. This arm decides every risky lever on labels that are NOT ac
    harmful). With `pl_gate: after_al` (default) it runs after step 3 and every fold's teacher
    also trains on the actively chosen labels (never validated on: they are the hard cases), so
    it measures a teacher close to the final one on images drawn like the pool. With
+   `pl_thresholds` (a list) the gate reads the same held-out predictions at each confidence
+   threshold and takes the lowest one whose bound passes (most pseudo-labels at the required
+   precision), which the final teacher then uses; null: `threshold` only. With
    `pl_gate: slice` it runs before step 3 on the slice alone: teachers on 2/3 of ceil(n/2) labels
    per class, far weaker than the final one, which kept the gate shut on digits at n=5 on 2 of 3
    seeds where the open seed reached 99.2 % (benchmarks/results/digits, 2026-12-01).
@@ -63,6 +66,7 @@ DEFAULTS: dict[str, Any] = {
     "search_steps": None, "fallback_augment": None,
     "pseudo_labels": True, "threshold": 0.9, "min_precision": 0.9, "pl_k_folds": 3, "pl_z": 1.0,
     "final_min_precision": 0.0, "pl_share": None, "max_pool": None, "teacher": None, "pl_gate": "after_al",
+    "pl_thresholds": None,
 }
 PL_GATES = ("after_al", "slice")
 
@@ -134,18 +138,23 @@ def pl_gate(slice_: ImageSet, policy: AugPolicy, p: Mapping[str, Any], train: Tr
                                               "in some class, precision cannot be cross-validated"}
     if len(slice_) < k:
         return {"pl_on": False, "pl_choice": f"fallback off: {len(slice_)} random labels for {k} folds"}
+    thresholds = sorted(float(t) for t in (p["pl_thresholds"] or [p["threshold"]]))
     gen = PseudoLabelGenerator(min_precision=float(p["min_precision"]), **pl_kwargs(p, policy, train, seed))
-    est = gen.estimate_precision(slice_, always_train=picks)
-    correct = round(est["cv_precision"] * est["cv_kept"])
-    lower = wilson_lower(correct, int(est["cv_kept"]), float(p["pl_z"]))
-    on = lower >= float(p["min_precision"])
+    est = gen.estimate_precision(slice_, always_train=picks, thresholds=thresholds)
+    floor, z = float(p["min_precision"]), float(p["pl_z"])
+    rows = [{**r, "lower": wilson_lower(r["correct"], r["kept"], z)} for r in est["by_threshold"]]
+    # the lowest threshold (most pseudo-labels) whose precision bound passes; else the best bound, for the record
+    passing = [r for r in rows if r["lower"] >= floor - 1e-9]  # 24 of 25 at z=1 is 0.9 up to float rounding
+    pick = passing[0] if passing else max(rows, key=lambda r: r["lower"])
+    on = bool(passing)
     where = "slice" if picks is None else f"slice, teachers + {len(picks)} AL labels"
-    why = (f"CV precision ({where}) {est['cv_precision']:.3f} of {int(est['cv_kept'])} kept of "
-           f"{est['cv_validated']} validated (lower bound {lower:.3f} {'>=' if on else '<'} "
-           f"min_precision {p['min_precision']})")
-    return {"pl_on": on, "pl_choice": why, "pl_cv_precision": est["cv_precision"], "pl_cv_kept": int(est["cv_kept"]),
-            "pl_cv_validated": int(est["cv_validated"]), "pl_cv_coverage": est["cv_coverage"],
-            "pl_lower_bound": lower}
+    why = (f"CV precision ({where}) at threshold {pick['threshold']:g}: "
+           f"{pick['correct'] / max(pick['kept'], 1):.3f} of {pick['kept']} kept of {est['cv_validated']} validated "
+           f"(lower bound {pick['lower']:.3f} {'>=' if on else '<'} min_precision {floor})")
+    return {"pl_on": on, "pl_choice": why, "pl_threshold": pick["threshold"],
+            "pl_cv_precision": pick["correct"] / max(pick["kept"], 1), "pl_cv_kept": pick["kept"],
+            "pl_cv_validated": int(est["cv_validated"]), "pl_cv_coverage": pick["kept"] / max(est["cv_validated"], 1),
+            "pl_lower_bound": pick["lower"], "pl_by_threshold": rows}
 
 
 # ------------------------------------------------------------------ final model
@@ -157,7 +166,7 @@ def final_model(chosen: ImageSet, rest: ImageSet, policy: AugPolicy, gate: dict,
     augment, extra, meta, seen = policy.build(), None, {"pseudo_labelled": 0}, []
     if gate["pl_on"] and len(rest):
         floor = float(p["final_min_precision"])
-        kwargs = pl_kwargs(p, policy, train, seed)
+        kwargs = {**pl_kwargs(p, policy, train, seed), "threshold": float(gate["pl_threshold"])}
         if floor == 0:  # no second gate: skip the final teacher's k-fold estimate (k more teachers' training)
             kwargs["k_folds"] = 0
         gen = PseudoLabelGenerator(min_precision=floor, **kwargs)
