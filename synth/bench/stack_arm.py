@@ -25,7 +25,7 @@ augmentation hurts. This arm decides every risky lever on labels that are NOT ac
    precision), which the final teacher then uses; null: `threshold` only. With
    `pl_gate: slice` it runs before step 3 on the slice alone: teachers on 2/3 of ceil(n/2) labels
    per class, far weaker than the final one, which kept the gate shut on digits at n=5 on 2 of 3
-   seeds where the open seed reached 99.2 % (benchmarks/results/digits, 2026-12-01).
+   seeds where the open seed reached 99.2 % (the 2026-12-01 digits run, docs/label_efficiency.md).
 5. **Final model**: the learner on all chosen labels, plus (gate open) confident
    pseudo-labels of the rest of the pool from a teacher trained on the chosen labels. The
    final teacher's own CV precision is a second gate only when `final_min_precision` > 0 (it
@@ -147,12 +147,13 @@ def pl_gate(slice_: ImageSet, policy: AugPolicy, p: Mapping[str, Any], train: Tr
     passing = [r for r in rows if r["lower"] >= floor - 1e-9]  # 24 of 25 at z=1 is 0.9 up to float rounding
     pick = passing[0] if passing else max(rows, key=lambda r: r["lower"])
     on = bool(passing)
+    precision = pick["correct"] / max(pick["kept"], 1)
     where = "slice" if picks is None else f"slice, teachers + {len(picks)} AL labels"
     why = (f"CV precision ({where}) at threshold {pick['threshold']:g}: "
-           f"{pick['correct'] / max(pick['kept'], 1):.3f} of {pick['kept']} kept of {est['cv_validated']} validated "
+           f"{precision:.3f} of {pick['kept']} kept of {est['cv_validated']} validated "
            f"(lower bound {pick['lower']:.3f} {'>=' if on else '<'} min_precision {floor})")
     return {"pl_on": on, "pl_choice": why, "pl_threshold": pick["threshold"],
-            "pl_cv_precision": pick["correct"] / max(pick["kept"], 1), "pl_cv_kept": pick["kept"],
+            "pl_cv_precision": precision, "pl_cv_kept": pick["kept"],
             "pl_cv_validated": int(est["cv_validated"]), "pl_cv_coverage": pick["kept"] / max(est["cv_validated"], 1),
             "pl_lower_bound": pick["lower"], "pl_by_threshold": rows}
 
