@@ -32,6 +32,14 @@ from synth.training import TrainConfig, predict_proba, train_classifier
 _TEACHER_STREAM = 17
 
 
+def pool_subset(unlabelled: ImageSet, max_pool: int | None, seed: int) -> ImageSet:
+    """The seeded subset of at most `max_pool` pool images a teacher labels (all of them when None)."""
+    if max_pool is None or len(unlabelled) <= max_pool:
+        return unlabelled
+    rng = np.random.default_rng([seed, _TEACHER_STREAM])
+    return unlabelled.subset(np.sort(rng.choice(len(unlabelled), int(max_pool), replace=False)))
+
+
 class PseudoLabelsDisabled(DataError):
     """The pseudo-label source switched itself off (estimated precision too low, or no pool)."""
 
@@ -210,11 +218,7 @@ class PseudoLabelGenerator(Generator):
         return info
 
     def _subsample(self, unlabelled: ImageSet) -> ImageSet:
-        max_pool = self.config["max_pool"]
-        if max_pool is None or len(unlabelled) <= max_pool:
-            return unlabelled
-        rng = np.random.default_rng([int(self.config["seed"]), _TEACHER_STREAM])
-        return unlabelled.subset(np.sort(rng.choice(len(unlabelled), int(max_pool), replace=False)))
+        return pool_subset(unlabelled, self.config["max_pool"], int(self.config["seed"]))
 
     # ---------------------------------------------------------------- sample
     def _sample(self, labels: np.ndarray, seeds: np.ndarray) -> Samples:

@@ -73,9 +73,10 @@ def test_stack_falls_back_to_nothing_without_cv_labels(tmp_path, digits_source):
 def test_after_al_gate_validates_on_the_random_slice_only(tmp_path, digits_source):
     n_classes = digits_source.pool.n_classes
     by = run(tmp_path, digits_source, [2, 4], min_precision=0.0)  # default pl_gate: after_al
-    # n=2: 1 slice label per class, too few for the augmentation search, enough folds for the gate
+    # n=2: 1 slice label per class, too few for the augmentation search before AL, enough folds after it
     two = by[("stack", 2)]["meta"]
-    assert two["augment_choice"].startswith("fallback") and two["pl_on"] is True
+    assert two["augment_before_al_choice"].startswith("fallback") and two["pl_on"] is True
+    assert two["augment_choice"].startswith("after AL")
     assert two["pl_cv_validated"] == n_classes and f"+ {n_classes} AL labels" in two["pl_choice"]
     # n=4: the 20 slice images are validated, never the 20 actively chosen ones (they train every teacher)
     four = by[("stack", 4)]["meta"]
@@ -108,3 +109,21 @@ def test_stack_spends_its_whole_budget_when_the_batch_does_not_divide_it(tmp_pat
     n_classes = digits_source.pool.n_classes
     assert c["labelled_used"] == 4 * n_classes == c["meta"]["labels_used"]
     assert c["protocol_check"]["components"]["label oracle"]["seen"] == 2 * n_classes
+
+
+def test_benefit_route_opens_the_gate_only_when_students_beat_their_teachers(tmp_path, digits_source):
+    # pl_z 50 pushes every Wilson bound to ~0: the precision route fails, the point estimate (>= 0.01) does not
+    params = {"min_precision": 0.01, "pl_z": 50.0, "pl_thresholds": [0.0]}
+    c = run(tmp_path, digits_source, [4], **params)[("stack", 4)]
+    m = c["meta"]
+    assert "benefit:" in m["pl_choice"] and len(m["pl_benefit"]["kept_per_fold"]) == 2
+    assert m["pl_on"] is m["pl_benefit"]["passes"] and m["pl_route"] == ("benefit" if m["pl_on"] else None)
+    teachers = c["protocol_check"]["components"]["pseudo-label fold teachers (pool, unlabelled)"]
+    assert teachers["labelled_seen"] == 0 and teachers["seen"] > 0
+    off = run(tmp_path / "off", digits_source, [4], pl_benefit=False, **params)[("stack", 4)]["meta"]
+    assert off["pl_on"] is False and "pl_benefit" not in off and "benefit:" not in off["pl_choice"]
+
+
+def test_augment_after_al_false_keeps_the_before_al_choice(tmp_path, digits_source):
+    m = run(tmp_path, digits_source, [4], min_precision=1.0, augment_after_al=False)[("stack", 4)]["meta"]
+    assert m["augment"] == m["augment_before_al"] and set(m["after_al_brier"]) == {m["augment"]}  # no other policy trained

@@ -8,33 +8,40 @@ augmentation hurts. This arm decides every risky lever on labels that are NOT ac
 1. **Random slice.** The first `ceil(initial_fraction * n)` labelled images per class (the
    harness drew them at random) are the slice; the rest of the budget is spent by active
    learning. The labelled images outside the slice are never looked at.
-2. **Learner (augmentation or none)** by `synth.recipe.search_recipe` on the slice: presets
+2. **AL learner (augmentation or none)** by `synth.recipe.search_recipe` on the slice: presets
    only, no sources, paired k-fold CV on the Brier score, "nothing" always allowed and kept
-   unless a preset beats it beyond the CV noise.
+   unless a preset beats it beyond the CV noise. It trains the selection rounds only.
 3. **Active learning** (margin, `synth.active` via `run_active`) from the slice, training the
    chosen learner each round; every pool label comes through `cfg.oracle`.
-4. **Pseudo-label gate** (`PseudoLabelGenerator.estimate_precision`): teachers trained with the
-   chosen augmentation label held-out folds *of the random slice* as if they were pool images;
-   the gate opens only when the Wilson lower bound (z=1) of their precision is at least
-   `min_precision` (calibration: digits 96-100 % correct and ~4x; Fashion-MNIST 77-91 % and
-   harmful). With `pl_gate: after_al` (default) it runs after step 3 and every fold's teacher
-   also trains on the actively chosen labels (never validated on: they are the hard cases), so
-   it measures a teacher close to the final one on images drawn like the pool. With
-   `pl_thresholds` (a list) the gate reads the same held-out predictions at each confidence
-   threshold and takes the lowest one whose bound passes (most pseudo-labels at the required
-   precision), which the final teacher then uses; null: `threshold` only. With
-   `pl_gate: slice` it runs before step 3 on the slice alone: teachers on 2/3 of ceil(n/2) labels
-   per class, far weaker than the final one, which kept the gate shut on digits at n=5 on 2 of 3
-   seeds where the open seed reached 99.2 % (the 2026-12-01 digits run, docs/label_efficiency.md).
+4. **After-AL decision** (`pl_gate: after_al`, default; `decide_after_al`, evidence from
+   `synth/bench/stack_cv.py`): k fold models per policy (none, each preset, the AL learner) train
+   on the other slice folds *plus every actively chosen label* and are validated on the held-out
+   random slice fold (the AL labels are the hard cases, a biased validation set; leaving them out
+   of training made the teachers far weaker than the final one). From the same fold models:
+   a. `augment_after_al`: the final augmentation, "none" kept unless a policy beats it beyond the
+      fold noise (on digits n=5 the slice-only choice picked none on seeds whose final model then
+      trailed `active_aug`);
+   b. the pseudo-label gate: the chosen policy's held-out predictions read at each of
+      `pl_thresholds`; open at the lowest threshold whose Wilson lower bound (z=`pl_z`) of
+      precision is >= `min_precision` (calibration: digits 96-100 % correct and ~4x;
+      Fashion-MNIST 77-91 % and harmful);
+   c. `pl_benefit`: when no bound passes but the best row's point precision reaches
+      `min_precision` (30 validated images cannot give a bound of 0.9 unless ~24 of 24 kept are
+      right), each fold model labels the pool and a student trains on the fold's labels + those
+      pseudo-labels; the gate opens when the students beat their teachers on the held-out slice
+      by the same paired rule as (a) (`pl_route` says which route opened it).
+   With `pl_gate: slice` the gate runs before step 3 on the slice alone (teachers on 2/3 of
+   ceil(n/2) labels per class, far weaker than the final one: shut on digits at n=5 on 2 of 3
+   seeds where the open seed reached 99.2 %, docs/label_efficiency.md) and step 2's policy is final.
 5. **Final model**: the learner on all chosen labels, plus (gate open) confident
    pseudo-labels of the rest of the pool from a teacher trained on the chosen labels. The
    final teacher's own CV precision is a second gate only when `final_min_precision` > 0 (it
    would be measured on the hard, actively chosen labels); at the default 0 it is not computed.
 
-With fewer than 2 slice labels in some class the augmentation search cannot run and falls back
-to `fallback_augment` (default none); the slice-only gate stays off too, the after-AL gate
-needs only as many slice images as folds (classes missing from a fold's teachers count against
-it). Meta says why.
+With fewer than 2 slice labels in some class the step-2 search cannot run and falls back
+to `fallback_augment` (default none); the slice-only gate stays off too, the after-AL decision
+needs only as many slice images as folds (classes missing from a fold's training count against
+every policy alike). Meta says why.
 SSL init is not part of this stack (ssl alone 1.50x on digits, 1.01x on Fashion-MNIST, and
 the SSL-based full_stack was the weakest combination); see docs/label_efficiency.md.
 
@@ -55,6 +62,7 @@ from torch import nn
 from synth.bench.arms import HARNESS_KEYS, ArmConfig, ArmOutput
 from synth.bench.label_arms import initial_labels, run_active
 from synth.bench.protocol import ArmData
+from synth.bench.stack_cv import choose_after_al, fold_run, pl_benefit, precision_at
 from synth.data.imageset import ImageSet
 from synth.errors import ConfigError
 from synth.recipe import AugPolicy, SearchBudget, SearchSpace, preset, search_recipe
@@ -66,7 +74,7 @@ DEFAULTS: dict[str, Any] = {
     "search_steps": None, "fallback_augment": None,
     "pseudo_labels": True, "threshold": 0.9, "min_precision": 0.9, "pl_k_folds": 3, "pl_z": 1.0,
     "final_min_precision": 0.0, "pl_share": None, "max_pool": None, "teacher": None, "pl_gate": "after_al",
-    "pl_thresholds": None,
+    "pl_thresholds": None, "augment_after_al": True, "pl_benefit": True,
 }
 PL_GATES = ("after_al", "slice")
 
@@ -121,41 +129,88 @@ def pl_kwargs(p: Mapping[str, Any], policy: AugPolicy, train: TrainConfig, seed:
             "max_pool": p["max_pool"], "seed": seed, **teacher}
 
 
-def pl_gate(slice_: ImageSet, policy: AugPolicy, p: Mapping[str, Any], train: TrainConfig, seed: int,
-            picks: ImageSet | None = None) -> dict:
-    """Open the pseudo-label gate only when the CV precision (lower bound) on slice folds reaches min_precision.
+def pl_gate(slice_: ImageSet, policy: AugPolicy, p: Mapping[str, Any], train: TrainConfig, seed: int) -> dict:
+    """`pl_gate: slice`, before AL: open only when the CV precision (lower bound) on slice folds reaches min_precision.
 
-    Validation images are always random slice images; `picks` (the actively chosen labels, for the
-    after-AL gate) join every fold's teachers and are never validated on.
+    (`pl_gate: after_al` is `decide_after_al`: the same gate on fold models that also train on the AL labels.)
     """
     from generators.pseudo_label import PseudoLabelGenerator
 
     if not p["pseudo_labels"]:
         return {"pl_on": False, "pl_choice": "configured off"}
     k = int(p["pl_k_folds"])
-    if picks is None and int(slice_.class_counts().min()) < 2:
+    if int(slice_.class_counts().min()) < 2:
         return {"pl_on": False, "pl_choice": f"fallback off: {int(slice_.class_counts().min())} random label(s) "
                                               "in some class, precision cannot be cross-validated"}
     if len(slice_) < k:
         return {"pl_on": False, "pl_choice": f"fallback off: {len(slice_)} random labels for {k} folds"}
-    thresholds = sorted(float(t) for t in (p["pl_thresholds"] or [p["threshold"]]))
     gen = PseudoLabelGenerator(min_precision=float(p["min_precision"]), **pl_kwargs(p, policy, train, seed))
-    est = gen.estimate_precision(slice_, always_train=picks, thresholds=thresholds)
+    est = gen.estimate_precision(slice_, thresholds=gate_thresholds(p))
+    return gate_decision(est["by_threshold"], int(est["cv_validated"]), p, "slice")
+
+
+def gate_thresholds(p: Mapping[str, Any]) -> list[float]:
+    return sorted(float(t) for t in (p["pl_thresholds"] or [p["threshold"]]))
+
+
+def gate_decision(by_threshold: list[dict], validated: int, p: Mapping[str, Any], where: str) -> dict:
+    """Open at the lowest threshold whose Wilson lower bound of precision reaches min_precision.
+
+    When none passes, the row with the best bound is kept (for the record, and for the benefit
+    route of the after-AL decision).
+    """
     floor, z = float(p["min_precision"]), float(p["pl_z"])
-    rows = [{**r, "lower": wilson_lower(r["correct"], r["kept"], z)} for r in est["by_threshold"]]
+    rows = [{**r, "lower": wilson_lower(r["correct"], r["kept"], z)} for r in by_threshold]
     # the lowest threshold (most pseudo-labels) whose precision bound passes; else the best bound, for the record
     passing = [r for r in rows if r["lower"] >= floor - 1e-9]  # 24 of 25 at z=1 is 0.9 up to float rounding
     pick = passing[0] if passing else max(rows, key=lambda r: r["lower"])
     on = bool(passing)
     precision = pick["correct"] / max(pick["kept"], 1)
-    where = "slice" if picks is None else f"slice, teachers + {len(picks)} AL labels"
     why = (f"CV precision ({where}) at threshold {pick['threshold']:g}: "
-           f"{precision:.3f} of {pick['kept']} kept of {est['cv_validated']} validated "
+           f"{precision:.3f} of {pick['kept']} kept of {validated} validated "
            f"(lower bound {pick['lower']:.3f} {'>=' if on else '<'} min_precision {floor})")
-    return {"pl_on": on, "pl_choice": why, "pl_threshold": pick["threshold"],
+    return {"pl_on": on, "pl_choice": why, "pl_threshold": pick["threshold"], "pl_route": "precision" if on else None,
             "pl_cv_precision": precision, "pl_cv_kept": pick["kept"],
-            "pl_cv_validated": int(est["cv_validated"]), "pl_cv_coverage": pick["kept"] / max(est["cv_validated"], 1),
+            "pl_cv_validated": validated, "pl_cv_coverage": pick["kept"] / max(validated, 1),
             "pl_lower_bound": pick["lower"], "pl_by_threshold": rows}
+
+
+# ------------------------------------------------------------------ after-AL decision (stack_cv.py)
+def decide_after_al(slice_: ImageSet, picks: ImageSet, rest: ImageSet, pre: AugPolicy, p: Mapping[str, Any],
+                    train: TrainConfig, seed: int) -> tuple[AugPolicy, dict, list[str]]:
+    """Augmentation and the pseudo-label gate from one CV on slice folds, AL labels in every fold's training.
+
+    Returns the policy, the decision meta and the pool ids the fold teachers labelled.
+    """
+    from generators.pseudo_label import pool_subset
+
+    k = int(p["pl_k_folds"])
+    if len(slice_) < k:
+        return pre, {"pl_on": False, "pl_choice": f"fallback off: {len(slice_)} random labels for {k} folds"}, []
+    teacher = TrainConfig(**{**{"steps": train.steps, "batch_size": train.batch_size, "width": train.width,
+                                "hidden": train.hidden}, **dict(p["teacher"] or {})})
+    if not p["augment_after_al"] and not p["pseudo_labels"]:
+        return pre, {"pl_on": False, "pl_choice": "configured off"}, []
+    candidates = [preset("none"), *(preset(x) for x in p["presets"]), pre] if p["augment_after_al"] else [pre]
+    policies = list({pol.name: pol for pol in candidates}.values())  # one per name, in first-seen order
+    runs = [fold_run(slice_, picks, pol, teacher, k, seed) for pol in policies]
+    if p["augment_after_al"]:
+        run, meta = choose_after_al(runs, float(p["min_gain"]))
+    else:
+        run, meta = runs[0], {"after_al_brier": {pre.name: round(float(runs[0].trial.brier.mean()), 4)}}
+    if not p["pseudo_labels"]:
+        return run.policy, {**meta, "pl_on": False, "pl_choice": "configured off"}, []
+    gate = gate_decision(precision_at(run, gate_thresholds(p)), len(run.conf), p,
+                         f"slice, teachers + {len(picks)} AL labels, {run.policy.name}")
+    if gate["pl_on"] or not p["pl_benefit"] or gate["pl_cv_precision"] < float(p["min_precision"]):
+        return run.policy, {**meta, **gate}, []
+    pool = pool_subset(rest, p["max_pool"], seed)
+    bench = pl_benefit(run, pool, float(gate["pl_threshold"]), teacher, float(p["min_gain"]))
+    if bench["passes"]:
+        gate.update(pl_on=True, pl_route="benefit")
+    gate["pl_choice"] += (f"; benefit: students with pseudo-labels {'beat' if bench['passes'] else 'do not beat'} "
+                          f"their teachers (brier gain {bench['brier_gain']:+.4f} +- {bench['brier_gain_se']:.4f})")
+    return run.policy, {**meta, **gate, "pl_benefit": bench}, [str(i) for i in pool.ids]
 
 
 # ------------------------------------------------------------------ final model
@@ -215,15 +270,19 @@ def arm_stack(data: ArmData, budget: Any, seed: int, cfg: ArmConfig) -> ArmOutpu
     al_cfg = replace(cfg, params={**p, "initial_per_class": per_class})
     _, chosen, al_meta = run_active(data, budget, seed, al_cfg, train_fn)
     initial = al_meta.pop("initial_ids")
+    rest = data.unlabelled.subset(np.flatnonzero(~np.isin(data.unlabelled.ids, chosen.ids)))
+    seen: dict[str, list[str]] = {"initial labels": initial, "lever search (slice)": initial}
     if p["pl_gate"] == "after_al":
         t1 = time.perf_counter()
         picks = chosen.subset(np.flatnonzero(~np.isin(chosen.ids, slice_.ids)))
-        gate = pl_gate(slice_, policy, p, cfg.train, seed, picks=picks)
+        meta.update(augment_before_al=policy.name, augment_before_al_choice=meta["augment_choice"])
+        policy, gate, cv_seen = decide_after_al(slice_, picks, rest, policy, p, cfg.train, seed)
         meta.update(gate, gate_seconds=round(time.perf_counter() - t1, 1))
-    rest = data.unlabelled.subset(np.flatnonzero(~np.isin(data.unlabelled.ids, chosen.ids)))
+        seen["decision after AL (slice + AL labels)"] = [str(i) for i in chosen.ids]
+        if cv_seen:
+            seen["pseudo-label fold teachers (pool, unlabelled)"] = cv_seen
     model, final_meta, pl_seen = final_model(chosen, rest, policy, gate, p, cfg.train, seed)
     meta.update(al_meta, **final_meta, seconds=round(time.perf_counter() - t0, 1))
-    seen: dict[str, list[str]] = {"initial labels": initial, "lever search (slice)": initial}
     if pl_seen:
         seen["pseudo-label teacher (pool, unlabelled)"] = pl_seen
     return ArmOutput(model, meta, seen, n_labelled=len(chosen))
