@@ -120,13 +120,21 @@ def choose_policy(slice_: ImageSet, p: Mapping[str, Any], train: TrainConfig, se
                                "search_k": k, "search_trials": {t.recipe.name: round(t.mean, 4) for t in res.trials}}
 
 
+def teacher_params(p: Mapping[str, Any], train: TrainConfig) -> dict[str, Any]:
+    """The teacher's SmallCNN training: the arm's classifier recipe, overridden key by key by `teacher`.
+
+    One place for both the final teacher (`pl_kwargs`) and the after-AL fold models, so those fold
+    models are the gate's teachers for any `teacher` dict, a partial one included.
+    """
+    base = {"steps": train.steps, "batch_size": train.batch_size, "width": train.width, "hidden": train.hidden}
+    return {**base, **dict(p["teacher"] or {})}
+
+
 def pl_kwargs(p: Mapping[str, Any], policy: AugPolicy, train: TrainConfig, seed: int) -> dict[str, Any]:
     """PseudoLabelGenerator arguments: the chosen augmentation and (by default) the arm's classifier recipe."""
-    teacher = dict(p["teacher"] or {"steps": train.steps, "batch_size": train.batch_size,
-                                     "width": train.width, "hidden": train.hidden})
     return {"threshold": float(p["threshold"]), "k_folds": int(p["pl_k_folds"]),
             "augment_ops": [dict(op) for op in policy.ops], "working_size": policy.working_size,
-            "max_pool": p["max_pool"], "seed": seed, **teacher}
+            "max_pool": p["max_pool"], "seed": seed, **teacher_params(p, train)}
 
 
 def pl_gate(slice_: ImageSet, policy: AugPolicy, p: Mapping[str, Any], train: TrainConfig, seed: int) -> dict:
@@ -187,10 +195,9 @@ def decide_after_al(slice_: ImageSet, picks: ImageSet, rest: ImageSet, pre: AugP
     k = int(p["pl_k_folds"])
     if len(slice_) < k:
         return pre, {"pl_on": False, "pl_choice": f"fallback off: {len(slice_)} random labels for {k} folds"}, []
-    teacher = TrainConfig(**{**{"steps": train.steps, "batch_size": train.batch_size, "width": train.width,
-                                "hidden": train.hidden}, **dict(p["teacher"] or {})})
     if not p["augment_after_al"] and not p["pseudo_labels"]:
         return pre, {"pl_on": False, "pl_choice": "configured off"}, []
+    teacher = TrainConfig(**teacher_params(p, train))
     candidates = [preset("none"), *(preset(x) for x in p["presets"]), pre] if p["augment_after_al"] else [pre]
     policies = list({pol.name: pol for pol in candidates}.values())  # one per name, in first-seen order
     runs = [fold_run(slice_, picks, pol, teacher, k, seed) for pol in policies]

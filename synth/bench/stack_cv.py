@@ -29,7 +29,7 @@ from synth.cv import cross_validate
 from synth.data.imageset import ImageSet
 from synth.errors import DataError
 from synth.recipe import AugPolicy, Recipe, Trial
-from synth.recipe.search import beats, fold_metrics, paired_gain
+from synth.recipe.search import beats, fold_metrics, paired_gain, proba_metrics
 from synth.training import TrainConfig, predict_proba, train_classifier
 
 
@@ -56,7 +56,7 @@ def fold_run(slice_: ImageSet, picks: ImageSet | None, policy: AugPolicy, train:
             tr = tr.concat(picks)
         model = train_classifier(tr, train, seed=fold_seed, augment=augment)
         proba = predict_proba(model, val.images)
-        a, b, ll = fold_metrics(model, val)
+        a, b, ll = proba_metrics(proba, val.labels)
         models.append(model)
         parts.append((tr, val, fold_seed))
         conf.append(proba.max(1))

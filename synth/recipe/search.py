@@ -437,10 +437,15 @@ def make_folds(labelled: ImageSet, k_folds: int, seed: int, repeats: int = 1) ->
 
 def fold_metrics(model: nn.Module, held: ImageSet) -> tuple[float, float, float]:
     """Validation accuracy, multi-class Brier score (sum over classes, in [0, 2]) and log-loss."""
-    p = predict_proba(model, held.images).astype(np.float64)
-    onehot = np.eye(p.shape[1])[held.labels]
-    p_true = np.clip(p[np.arange(len(p)), held.labels], 1e-7, 1.0)
-    return (float((p.argmax(1) == held.labels).mean()), float(((p - onehot) ** 2).sum(1).mean()),
+    return proba_metrics(predict_proba(model, held.images), held.labels)
+
+
+def proba_metrics(proba: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:
+    """`fold_metrics` from predicted probabilities already in hand (callers that also read them)."""
+    p = proba.astype(np.float64)
+    onehot = np.eye(p.shape[1])[labels]
+    p_true = np.clip(p[np.arange(len(p)), labels], 1e-7, 1.0)
+    return (float((p.argmax(1) == labels).mean()), float(((p - onehot) ** 2).sum(1).mean()),
             float(-np.log(p_true).mean()))
 
 
