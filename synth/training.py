@@ -88,14 +88,21 @@ def real_batches(
             yield x, y
 
 
+def optimizer(
+    model: nn.Module, cfg: TrainConfig, steps: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """AdamW with cosine decay to zero over `steps`: every classifier synth trains uses this schedule."""
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+
+
 def fit(
     model: nn.Module,
     batches: Iterator[tuple[torch.Tensor, ...]],
     cfg: TrainConfig,
 ) -> nn.Module:
     """Run `cfg.steps` AdamW steps with cosine decay over `batches` (x, y[, weight])."""
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps)
+    opt, sched = optimizer(model, cfg, cfg.steps)
     model.train()
     for _ in range(cfg.steps):
         batch = next(batches)

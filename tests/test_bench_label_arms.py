@@ -110,3 +110,18 @@ def test_active_arm_spends_its_whole_budget_when_the_batch_does_not_divide_it(tm
     oracle = c["protocol_check"]["components"]["label oracle"]
     assert oracle["seen"] == n - digits_source.pool.n_classes and oracle["labelled_seen"] == 0
     assert c["protocol_check"]["ok"]  # no test image (nor any disallowed image) was seen
+
+
+def test_semi_arm_trains_on_the_pool_without_its_labels_and_only_under_the_pool_protocol(tmp_path, digits_source):
+    semi = {"target": "synth.bench.label_arms:arm_semi", "uses_unlabelled": True, "protocols": [POOL],
+            "semi": {"steps": 4, "unlabelled_ratio": 1, "threshold": 0.0}}
+    arms = {"real": {}, "semi": semi}
+    p = BenchPlan(budgets=[2], seeds=[0], protocols=[STRICT, POOL], arms=arms, train=TINY_TRAIN, out_dir=tmp_path,
+                  progress=False, all_arm_params=arms)
+    cells = run_grid(digits_source, p)[0]
+    c = {x["arm"]: x for x in cells}["semi"]
+    assert c["status"] == "ok" and c["protocol"] == POOL and sum(x["arm"] == "semi" for x in cells) == 1
+    comp = c["protocol_check"]["components"]["semi-supervised training (pool, unlabelled)"]
+    n_labelled = 2 * digits_source.pool.n_classes
+    assert comp["labelled_seen"] == 0 and comp["seen"] == len(digits_source.pool) - n_labelled
+    assert c["labelled_used"] == n_labelled and c["meta"]["steps"] == 4 and c["meta"]["confident_share"] == 1.0

@@ -118,7 +118,7 @@ def test_benefit_route_opens_the_gate_only_when_students_beat_their_teachers(tmp
     m = c["meta"]
     assert "benefit:" in m["pl_choice"] and len(m["pl_benefit"]["kept_per_fold"]) == 2
     assert m["pl_on"] is m["pl_benefit"]["passes"] and m["pl_route"] == ("benefit" if m["pl_on"] else None)
-    teachers = c["protocol_check"]["components"]["pseudo-label fold teachers (pool, unlabelled)"]
+    teachers = c["protocol_check"]["components"]["after-AL fold students (pool, unlabelled)"]
     assert teachers["labelled_seen"] == 0 and teachers["seen"] > 0
     off = run(tmp_path / "off", digits_source, [4], pl_benefit=False, **params)[("stack", 4)]["meta"]
     assert off["pl_on"] is False and "pl_benefit" not in off and "benefit:" not in off["pl_choice"]
@@ -127,3 +127,28 @@ def test_benefit_route_opens_the_gate_only_when_students_beat_their_teachers(tmp
 def test_augment_after_al_false_keeps_the_before_al_choice(tmp_path, digits_source):
     m = run(tmp_path, digits_source, [4], min_precision=1.0, augment_after_al=False)[("stack", 4)]["meta"]
     assert m["augment"] == m["augment_before_al"] and set(m["after_al_brier"]) == {m["augment"]}  # no other policy trained
+
+
+SEMI = {"steps": 40, "unlabelled_ratio": 1, "threshold": 0.5}
+
+
+def test_stack_adopts_consistency_training_only_when_fold_students_beat_the_fold_models(tmp_path, digits_source):
+    # 5-step fold models against 40-step consistency students: the students win on the held-out slice
+    c = run(tmp_path, digits_source, [4], min_precision=1.0, semi=SEMI)[("stack", 4)]
+    m, comps = c["meta"], c["protocol_check"]["components"]
+    assert m["semi_on"] is True and m["semi"]["passes"] is True and len(m["semi"]["confident_share_per_fold"]) == 2
+    assert m["pl_on"] is False and m["pseudo_labelled"] == 0 and m["semi_info"]["steps"] == 40
+    for name in ("semi-supervised training (pool, unlabelled)", "after-AL fold students (pool, unlabelled)"):
+        assert comps[name]["labelled_seen"] == 0 and comps[name]["seen"] > 0
+    # a gain no Brier score can reach: the students lose, the pseudo-label gate decides as before
+    off = run(tmp_path / "off", digits_source, [4], min_precision=1.0, semi=SEMI, min_gain=10.0)[("stack", 4)]
+    assert off["meta"]["semi_on"] is False and "semi_info" not in off["meta"]
+    assert "semi-supervised training (pool, unlabelled)" not in off["protocol_check"]["components"]
+    assert "< min_precision" in off["meta"]["pl_choice"]
+
+
+def test_stack_semi_settings_are_checked_before_training():
+    with pytest.raises(ConfigError, match="unknown key"):
+        stack_params({"semi": {"treshold": 0.9}})
+    with pytest.raises(ConfigError, match="after_al"):
+        stack_params({"semi": SEMI, "pl_gate": "slice"})

@@ -20,6 +20,9 @@ only, `protocols: [unlabelled_pool]`); they plug into the harness by config alon
   labels) is used. Every pool label comes through the harness's LabelOracle, so each query
   counts as a labelled image used and is audited; the labelled images not taken as the
   initial set are never looked at.
+- `semi`: consistency training (synth.semi, FixMatch-style) on the arm's random labels plus
+  the whole unlabelled pool, with the settings of its `semi` entry (conf/bench/base.yaml).
+  Not gated: it measures the lever alone (the stack arm decides it by CV).
 - `full_stack`: the encoder + active learning (each round's model is the cheap linear probe,
   the best selector measured) + a final classifier on the labels the loop chose: fine-tuned
   from the encoder with online `augment` (light) when k-fold CV inside those labels prefers
@@ -46,6 +49,7 @@ from synth.bench.protocol import ArmData
 from synth.cv import cross_validate
 from synth.data.imageset import ImageSet
 from synth.errors import ConfigError
+from synth.semi import SemiConfig, train_semi
 from synth.ssl import (
     SSLConfig,
     fine_tune,
@@ -187,6 +191,16 @@ def arm_ssl(data: ArmData, budget: Any, seed: int, cfg: ArmConfig) -> ArmOutput:
     model, head = choose_head(encoder, data.labelled, cfg, seed)
     meta = {**info, **head, "head_seconds": round(time.perf_counter() - t0, 2)}
     return ArmOutput(model, meta, {"ssl encoder": list(encoder.seen_ids)})
+
+
+def arm_semi(data: ArmData, budget: Any, seed: int, cfg: ArmConfig) -> ArmOutput:
+    """Consistency training on the arm's labelled images + the unlabelled pool (labels hidden)."""
+    if data.unlabelled is None or not len(data.unlabelled):
+        raise ConfigError(f"arm {cfg.name!r} needs the unlabelled pool: run it with protocols: [unlabelled_pool]")
+    model = train_semi(data.labelled, data.unlabelled, cfg.train, SemiConfig.from_dict(cfg.params.get("semi")),
+                       seed=seed, progress=cfg.progress)
+    seen = {"semi-supervised training (pool, unlabelled)": [str(i) for i in data.unlabelled.ids]}
+    return ArmOutput(model, dict(model.semi_info), seen)
 
 
 def arm_active(data: ArmData, budget: Any, seed: int, cfg: ArmConfig) -> ArmOutput:

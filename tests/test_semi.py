@@ -1,0 +1,105 @@
+"""Consistency training on the pool (synth.semi): determinism, the pool's labels never read,
+the confidence mask, clear errors, and (slow) that the pool actually helps on digits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from synth.data import ImageSet, Splits
+from synth.errors import ConfigError, DataError
+from synth.semi import SemiConfig, train_semi
+from synth.training import TrainConfig, accuracy, predict_proba, train_classifier
+
+from .conftest import CONF
+
+TINY_TRAIN = TrainConfig(steps=6, batch_size=8, width=4, hidden=16)
+TINY = SemiConfig(steps=6, unlabelled_ratio=2, threshold=0.0)
+
+
+@pytest.fixture(scope="module")
+def pool(digits_splits: Splits) -> ImageSet:
+    return digits_splits.unlabelled.subset(np.arange(120))
+
+
+def weights(model: torch.nn.Module) -> np.ndarray:
+    return torch.cat([p.detach().flatten() for p in model.state_dict().values() if p.is_floating_point()]).numpy()
+
+
+def test_deterministic_per_seed_and_different_across_seeds(tiny_labelled, pool):
+    a = train_semi(tiny_labelled, pool, TINY_TRAIN, TINY, seed=0)
+    b = train_semi(tiny_labelled, pool, TINY_TRAIN, TINY, seed=0)
+    c = train_semi(tiny_labelled, pool, TINY_TRAIN, TINY, seed=1)
+    np.testing.assert_array_equal(weights(a), weights(b))
+    assert not np.array_equal(weights(a), weights(c))
+    assert a.semi_info["steps"] == 6 and a.semi_info["pool"] == len(pool)
+    assert a.semi_info["confident_share"] == 1.0  # threshold 0: every pool image counts
+
+
+def with_labels(source, ids: np.ndarray) -> ImageSet:
+    """The source's labelled copy of these pool images, in this order."""
+    return source.pool.subset([int(np.flatnonzero(source.pool.ids == i)[0]) for i in ids])
+
+
+def test_the_pools_labels_are_never_read(tiny_labelled, digits_splits, digits_source):
+    hidden = digits_splits.unlabelled.subset(np.arange(120))
+    by_id = with_labels(digits_source, hidden.ids)
+    assert (by_id.labels >= 0).all() and (hidden.labels == -1).all()
+    a = train_semi(tiny_labelled, hidden, TINY_TRAIN, TINY, seed=0)
+    b = train_semi(tiny_labelled, by_id, TINY_TRAIN, TINY, seed=0)
+    np.testing.assert_array_equal(weights(a), weights(b))
+
+
+def test_pool_loss_counts_only_above_the_confidence_threshold(tiny_labelled, pool):
+    off = train_semi(tiny_labelled, pool, TINY_TRAIN, SemiConfig(steps=6, unlabelled_ratio=2, weight=0.0), seed=0)
+    on = train_semi(tiny_labelled, pool, TINY_TRAIN, SemiConfig(steps=6, unlabelled_ratio=2, threshold=0.0), seed=0)
+    # a fresh tiny model is never 100 % sure: threshold 1.0 masks every pool image, as weight 0 does
+    masked = train_semi(tiny_labelled, pool, TINY_TRAIN, SemiConfig(steps=6, unlabelled_ratio=2, threshold=1.0), seed=0)
+    assert masked.semi_info["confident_share"] == 0.0
+    np.testing.assert_array_equal(weights(masked), weights(off))
+    assert not np.array_equal(weights(on), weights(off))
+
+
+def test_starts_from_a_given_model_and_leaves_the_labelled_augmentation_to_the_caller(tiny_labelled, pool):
+    start = train_classifier(tiny_labelled, TINY_TRAIN, seed=3)
+    before = weights(start).copy()
+    out = train_semi(tiny_labelled, pool, TINY_TRAIN, TINY, seed=0, model=start, augment=None)
+    assert out is start and not np.array_equal(weights(out), before)
+    probs = predict_proba(out, pool.images[:5])
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
+
+
+def test_clear_errors(tiny_labelled, pool):
+    with pytest.raises(DataError, match="pool is empty"):
+        train_semi(tiny_labelled, pool.subset([]), TINY_TRAIN, TINY)
+    with pytest.raises(ConfigError, match="zero labelled"):
+        train_semi(tiny_labelled.subset([]), pool, TINY_TRAIN, TINY)
+    rgb = ImageSet.build(np.repeat(pool.images[:4], 3, axis=-1), [-1] * 4, ["a", "b", "c", "d"], pool.class_names)
+    with pytest.raises(DataError, match="image shape"):
+        train_semi(tiny_labelled, rgb, TINY_TRAIN, TINY)
+    for bad in ({"steps": 0}, {"unlabelled_ratio": 0}, {"threshold": 1.5}, {"weight": -1.0}, {"strong": "none"}):
+        with pytest.raises(ConfigError):
+            SemiConfig(**bad)
+    with pytest.raises(ConfigError, match="unknown key"):
+        SemiConfig.from_dict({"treshold": 0.9})
+    with pytest.raises(ConfigError, match="unknown augmentation preset"):
+        train_semi(tiny_labelled, pool, TINY_TRAIN, SemiConfig(steps=2, strong="no_such_preset"))
+
+
+def test_the_shipped_config_loads():
+    cfg = SemiConfig.from_dict(OmegaConf.to_container(OmegaConf.load(CONF / "semi" / "default.yaml")))
+    assert cfg == SemiConfig()
+
+
+@pytest.mark.slow
+def test_the_pool_helps_on_digits_with_two_labels_per_class(digits_source):
+    """The lever's reason to exist: at 2 labels per class the pool lifts accuracy on held-out pool images."""
+    splits = digits_source.splits(n_per_class=2, seed=0)
+    held, pool = splits.unlabelled.subset(np.arange(300)), splits.unlabelled.subset(np.arange(300, 1277))
+    truth = with_labels(digits_source, held.ids)
+    train = TrainConfig()
+    base = accuracy(train_classifier(splits.labelled, train, seed=0), truth)
+    semi = accuracy(train_semi(splits.labelled, pool, train, SemiConfig(steps=300), seed=0), truth)
+    assert semi >= base + 0.05, (base, semi)
