@@ -163,8 +163,8 @@ def train_semi(
             masks.append(float(mask.mean()))
         model.eval()
     tail = masks[-max(1, steps // 10):]
-    model.semi_info = {"steps": steps, "seconds": round(time.perf_counter() - started, 1),
-                       "confident_share": round(float(np.mean(tail)), 4), "pool": len(unlabelled), **semi.to_dict()}
+    model.semi_info = {**semi.to_dict(), "steps": steps, "seconds": round(time.perf_counter() - started, 1),
+                       "confident_share": round(float(np.mean(tail)), 4), "pool": len(unlabelled)}
     return model
 
 

@@ -132,7 +132,7 @@ def test_recommend_command_writes_a_recipe_that_reruns(tmp_path, capsys):
 
     common = ["budget.n_per_class=3", "train.steps=30", "train.width=8", "train.hidden=16", "search.k_folds=2",
               "search.presets=[]", "search.n_random_policies=1", "search.sources=[]", "search.ssl=false",
-              "max_unlabelled=50", "progress=false", f"out_dir={tmp_path}/a"]
+              "search.semi=null", "max_unlabelled=50", "progress=false", f"out_dir={tmp_path}/a"]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         first = run(compose("recommend", overrides=common))
         out = capsys.readouterr().out
@@ -234,7 +234,8 @@ def test_auto_bench_arm_registers_by_config_and_passes_the_protocol_check(digits
     params = {**AUTO_YAML, "k_folds": 2,
               "presets": [], "n_random_policies": 0, "sources": ["pseudo_label"], "max_unlabelled": 60,
               "search_train": {"steps": 30, "width": 8, "hidden": 16},
-              "source_configs": {"pseudo_label": {"steps": 30, "width": 8, "hidden": 16}}}
+              "source_configs": {"pseudo_label": {"steps": 30, "width": 8, "hidden": 16}},
+              "semi": {"steps": 10, "unlabelled_ratio": 1, "threshold": 0.5}}
     ensure_registered("auto", params)
     assert availability("auto", params) is None and uses_unlabelled("auto", params)
     arm = resolve("auto")
@@ -251,6 +252,8 @@ def test_auto_bench_arm_registers_by_config_and_passes_the_protocol_check(digits
         assert comp["unlabelled_seen"] == (0 if data.unlabelled is None else 60)  # the capped pool subset
         assert out.meta["pool"] == comp["unlabelled_seen"] and out.meta["trials"] >= 1
         assert out.meta["candidates"]["nothing"]["stage"] == "baseline"
+        # consistency training is a candidate only where there is a pool to train on
+        assert ("semi" in out.meta["candidates"]) is (data.unlabelled is not None)
         assert len(out.meta["candidates"]) == out.meta["trials"]
         assert accuracy(out.model, digits_splits.test) > 0.2
     with pytest.raises(ConfigError, match="unknown key"):
@@ -274,3 +277,34 @@ def test_auto_arm_settings_come_from_the_yaml_only(tmp_path):
     incomplete = {k: v for k, v in AUTO_YAML.items() if k != "aug_probs"}
     with pytest.raises(ConfigError, match=r"bench.arms.auto_fast: missing key\(s\) \['aug_probs'\].*base.yaml"):
         arm_params("auto_fast", incomplete)
+
+
+def test_semi_recipe_serialises_only_when_on_and_excludes_a_source(tmp_path):
+    from synth.semi import SemiConfig
+
+    semi = Recipe(policy=BLANK, semi=SemiConfig(steps=5))
+    assert semi.name == "aug=blank + semi" and not semi.is_nothing
+    assert Recipe.from_dict(semi.to_dict()) == semi
+    assert "semi" not in Recipe().to_dict()  # recipes written before the lever serialise (and reload) unchanged
+    assert Recipe.from_dict(Recipe().to_dict()).semi is None
+    with pytest.raises(ConfigError, match="semi"):
+        Recipe(source="pseudo_label", synthetic_share=None, semi=SemiConfig())
+
+
+def test_search_tries_semi_only_with_a_pool_and_trains_what_it_scored(small, digits_splits):
+    from synth.errors import DataError
+    from synth.semi import SemiConfig
+
+    tiny = SemiConfig(steps=None, unlabelled_ratio=1, threshold=0.5)  # the folds' 60 steps
+    pool = digits_splits.unlabelled.subset(np.arange(100))
+    space = SearchSpace(**{**NO_LEVERS, "semi": tiny})
+    with_pool = search_recipe(small, pool, k_folds=2, space=space, train_cfg=TINY_TRAIN, progress=False)
+    assert with_pool.contributions["semi"]["tried"] == 1
+    assert [t.recipe.name for t in with_pool.trials] == ["nothing", "semi"]
+    assert with_pool.trials[1].recipe.semi == tiny and with_pool.trials[1].complete
+    strict = search_recipe(small, None, k_folds=2, space=space, train_cfg=TINY_TRAIN, progress=False)
+    assert "semi" not in strict.contributions and len(strict.trials) == 1
+    with pytest.raises(DataError, match="unlabelled pool"):
+        train_with(Recipe(semi=tiny), small, None, cfg=TINY_TRAIN)
+    model = train_with(Recipe(semi=tiny), small, pool, cfg=TINY_TRAIN)
+    assert model.semi_info["steps"] == TINY_TRAIN.steps and model.semi_info["pool"] == 100

@@ -28,6 +28,7 @@ from synth.data.imageset import ImageSet
 from synth.errors import ConfigError
 from synth.recipe.search import SearchBudget, SearchSpace, search_recipe
 from synth.seeding import rng_for
+from synth.semi import SemiConfig
 from synth.training import TrainConfig
 
 _POOL_STREAM = 43
@@ -36,7 +37,7 @@ _POOL_STREAM = 43
 SEARCH_KEYS: tuple[str, ...] = (
     "k_folds", "repeats", "metric", "min_gain", "z", "max_trials", "max_seconds", "presets", "aug_probs",
     "n_random_policies", "sources", "shares", "filter_quantiles", "pl_thresholds", "ssl", "max_unlabelled",
-    "search_train", "source_configs",
+    "search_train", "source_configs", "semi",
 )
 
 
@@ -71,6 +72,7 @@ def search_settings(p: Mapping[str, Any], train: TrainConfig) -> dict[str, Any]:
         shares=tuple(float(s) for s in p["shares"]), filter_quantiles=tuple(float(q) for q in p["filter_quantiles"]),
         pl_thresholds=tuple(float(t) for t in p["pl_thresholds"]), ssl=p["ssl"],
         source_configs={k: dict(v) for k, v in dict(p["source_configs"]).items()},
+        semi=SemiConfig.from_dict(p["semi"]) if p["semi"] is not None else None,
     )
     fold_train = TrainConfig(**{**vars(train), **dict(p["search_train"])}) if p["search_train"] else train
     return {"budget": SearchBudget(p["max_trials"], p["max_seconds"]), "space": space, "k_folds": int(p["k_folds"]),
@@ -111,5 +113,5 @@ def _evidence(d: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _uses_pool(result) -> bool:
-    """Whether any candidate could have read the pool (pseudo-labels, SSL). Conservative: any tried."""
-    return any(t.recipe.source == "pseudo_label" or t.recipe.ssl for t in result.trials)
+    """Whether any candidate could have read the pool (pseudo-labels, SSL, semi). Conservative: any tried."""
+    return any(t.recipe.source == "pseudo_label" or t.recipe.ssl or t.recipe.semi is not None for t in result.trials)

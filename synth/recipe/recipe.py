@@ -3,7 +3,8 @@
 The levers are: an online augmentation policy, one extra source of training images (a
 registered generator: procedural offline variations, pseudo-labelled pool images,
 diffusion/GAN/img2img samples), its share of each batch, a label-consistency filter
-quantile, and self-supervised initialisation. `Recipe()` with all defaults is "nothing":
+quantile, consistency training on the pool (synth.semi) instead of a source, and
+self-supervised initialisation. `Recipe()` with all defaults is "nothing":
 real labelled images only, no augmentation — the answer synth falls back to.
 
 `fit_and_train` is the single code path used both inside cross-validation folds and for
@@ -23,6 +24,7 @@ from synth.data.imageset import ImageSet
 from synth.errors import ConfigError, DataError
 from synth.recipe.policy import NONE, AugPolicy
 from synth.seeding import rng_for
+from synth.semi import WEAK, SemiConfig, train_semi
 from synth.training import TrainConfig, predict_proba, train_classifier
 
 _SOURCE_STREAM = 23
@@ -42,6 +44,9 @@ class Recipe:
         filter_quantile: drop this lowest share of samples by a real-only teacher's
             probability of their label (label-consistency filter); 0 = keep all.
         ssl: start from a contrastive encoder pretrained on the unlabelled pool (synth.ssl).
+        semi: train by consistency on the pool with these settings (synth.semi); the policy then
+            augments the labelled images (none: the semi weak view). Exclusive with a source: it
+            labels the pool itself, at every step. None: off.
     """
 
     policy: AugPolicy = NONE
@@ -51,8 +56,12 @@ class Recipe:
     n_synthetic_per_class: int = 100
     filter_quantile: float = 0.0
     ssl: bool = False
+    semi: SemiConfig | None = None
 
     def __post_init__(self) -> None:
+        if self.semi is not None and self.source is not None:
+            raise ConfigError("recipe.semi trains on the labelled images + the pool and labels the pool itself; "
+                              f"it does not mix in a source (got source={self.source!r}): set one of them to null")
         if not 0.0 <= self.filter_quantile < 1.0:
             raise ConfigError(f"recipe.filter_quantile must be in [0, 1), got {self.filter_quantile}")
         if self.synthetic_share is not None and not 0.0 <= self.synthetic_share < 1.0:
@@ -62,7 +71,7 @@ class Recipe:
 
     @property
     def is_nothing(self) -> bool:
-        return self.policy.is_none and self.source is None and not self.ssl
+        return self.policy.is_none and self.source is None and not self.ssl and self.semi is None
 
     @property
     def name(self) -> str:
@@ -75,6 +84,8 @@ class Recipe:
             parts.append(f"{self.source}({share}{extra})")
             if self.filter_quantile:
                 parts.append(f"filter={self.filter_quantile:g}")
+        if self.semi is not None:
+            parts.append("semi")
         if self.ssl:
             parts.append("ssl")
         return " + ".join(parts)
@@ -83,11 +94,14 @@ class Recipe:
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "policy": self.policy.to_dict(), "source": self.source, "source_config": copy.deepcopy(self.source_config),
             "synthetic_share": self.synthetic_share, "n_synthetic_per_class": self.n_synthetic_per_class,
             "filter_quantile": self.filter_quantile, "ssl": self.ssl,
         }
+        if self.semi is not None:  # only when on: recipes written before the lever serialise unchanged
+            d["semi"] = self.semi.to_dict()
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Recipe:
@@ -97,6 +111,7 @@ class Recipe:
         d = dict(d)
         d["policy"] = AugPolicy.from_dict(d.get("policy") or {"name": "none"})
         d["source_config"] = dict(d.get("source_config") or {})
+        d["semi"] = SemiConfig.from_dict(d["semi"]) if d.get("semi") is not None else None
         return cls(**d)
 
 
@@ -144,6 +159,11 @@ def fit_and_train(
     model = None
     if recipe.ssl:
         model = copy.deepcopy(_encoder(labelled, unlabelled, seed, ctx))
+    if recipe.semi is not None:
+        if unlabelled is None or not len(unlabelled):
+            raise DataError("recipe.semi needs an unlabelled pool (pass unlabelled images)")
+        return train_semi(data, unlabelled, ctx.train_cfg, recipe.semi, seed=seed,
+                          augment=WEAK if augment is None else augment, model=model)
     return train_classifier(data, ctx.train_cfg, seed=seed, augment=augment, synthetic=synthetic,
                             synthetic_share=share, model=model)
 

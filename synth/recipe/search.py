@@ -3,8 +3,10 @@
 Why a search: no lever wins everywhere (digits: augmentation ~2x, pseudo-labels ~4x;
 Fashion-MNIST: both hurt from 20 labels per class). Why greedy stages instead of a joint
 sweep: the budget is minutes on 2 cores, and stages make each lever's contribution
-readable — augmentation policy first, then a source on top of the winning policy, then
-that source's share / filter / threshold, then SSL init.
+readable — augmentation policy first, then consistency training on the pool (`semi`, when
+configured: it labels the pool itself, so once adopted sources are tried only as its
+challengers), then a source on top of the winning policy, then that source's share /
+filter / threshold, then SSL init.
 
 Never worse: "nothing" (real only, no augmentation) is always trial 0, and a challenger
 replaces the incumbent only if its mean *paired* fold gain exceeds the gain's standard
@@ -37,10 +39,11 @@ from synth.errors import ConfigError, SynthError
 from synth.recipe.policy import AugPolicy, preset, sample_policies
 from synth.recipe.recipe import Recipe, TrainContext, fit_and_train, train_with
 from synth.seeding import rng_for
+from synth.semi import SemiConfig
 from synth.training import TrainConfig, predict_proba
 
 _POLICY_STREAM = 29
-LEVERS = ("augmentation", "source", "mix", "ssl")
+LEVERS = ("augmentation", "semi", "source", "mix", "ssl")
 METRICS = ("brier", "log_loss", "accuracy")
 
 
@@ -74,6 +77,9 @@ class SearchSpace:
     filter_quantiles: Sequence[float] = (0.2,)
     pl_thresholds: Sequence[float] = (0.8, 0.97)
     ssl: bool | None = None  # None: try it when synth.ssl exists and a pool is given
+    #: consistency training on the pool (synth.semi) with these settings, tried after augmentation
+    #: when a pool is given; None: not tried (it costs ~5x a supervised fold model)
+    semi: SemiConfig | None = None
 
 
 @dataclass
@@ -401,7 +407,9 @@ def search_recipe(
     working_size = max(32, labelled.image_shape[0])
     inc, contributions["augmentation"] = s.stage("augmentation", nothing, _policies(space, seed, working_size), min_gain)
     has_pool = unlabelled is not None and len(unlabelled) > 0
-    bases = [inc.recipe]
+    if space.semi is not None and has_pool:  # before sources: when adopted it replaces them
+        inc, contributions["semi"] = s.stage("semi", inc, [Recipe(policy=inc.recipe.policy, semi=space.semi)], min_gain)
+    bases = [inc.recipe] if inc.recipe.semi is None else []
     runner_up = _best_policy(s.trials, "augmentation", inc, metric)
     if runner_up is not None and has_pool:  # pseudo-labels gain most with an augmented teacher
         bases.append(runner_up.recipe)
