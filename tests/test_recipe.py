@@ -184,7 +184,7 @@ def test_bad_recipe_input(tmp_path):
 
 
 def test_a_win_on_one_fold_only_is_noise():
-    from synth.recipe.search import beats
+    from synth.recipe.evidence import beats
 
     base = Trial(Recipe(), "baseline", np.array([0.97, 0.94, 1.0]), 0.0)
     one_fold = Trial(Recipe(policy=BLANK), "x", np.array([0.97, 0.97, 1.0]), 0.0)  # mean gain == SE
@@ -195,7 +195,7 @@ def test_a_win_on_one_fold_only_is_noise():
 
 def test_brier_sees_a_gain_that_accuracy_cannot():
     """Same accuracy on every fold, but the challenger's probabilities are better on every fold."""
-    from synth.recipe.search import beats
+    from synth.recipe.evidence import beats
 
     base = Trial(Recipe(), "baseline", np.array([0.97, 0.97, 1.0]), 0.0, brier=np.array([0.08, 0.07, 0.05]))
     sharper = Trial(Recipe(policy=BLANK), "x", np.array([0.97, 0.97, 1.0]), 0.0, brier=np.array([0.05, 0.05, 0.03]))
@@ -208,7 +208,8 @@ def test_brier_sees_a_gain_that_accuracy_cannot():
 
 
 def test_fold_metrics_and_repeated_folds(small):
-    from synth.recipe.search import fold_metrics, make_folds, paired_gain
+    from synth.recipe.evidence import fold_metrics, paired_gain
+    from synth.recipe.search import make_folds
 
     model = train_with(Recipe(), small, seed=0, cfg=TINY_TRAIN)
     acc, brier, loss = fold_metrics(model, small)

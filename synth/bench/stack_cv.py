@@ -32,7 +32,7 @@ from synth.cv import cross_validate
 from synth.data.imageset import ImageSet
 from synth.errors import DataError
 from synth.recipe import AugPolicy, Recipe, Trial
-from synth.recipe.search import beats, fold_metrics, paired_gain, proba_metrics
+from synth.recipe.evidence import beats, fold_metrics, paired_gain, proba_metrics
 from synth.semi import SemiConfig, train_semi
 from synth.training import TrainConfig, predict_proba, train_classifier
 

@@ -6,6 +6,7 @@
 See docs/recipe.md.
 """
 
+from synth.recipe.evidence import Trial
 from synth.recipe.policy import AugPolicy, preset, rand_policy, sample_policies
 from synth.recipe.recipe import Recipe, train_with
 from synth.recipe.report import load_recipe, write_report
@@ -13,7 +14,6 @@ from synth.recipe.search import (
     RecipeResult,
     SearchBudget,
     SearchSpace,
-    Trial,
     evaluate_recipes,
     search_recipe,
 )

@@ -36,15 +36,15 @@ from tqdm.auto import tqdm
 from synth.cv import stratified_folds
 from synth.data.imageset import ImageSet
 from synth.errors import ConfigError, SynthError
+from synth.recipe.evidence import METRICS, Trial, beats, fold_metrics, paired_gain
 from synth.recipe.policy import AugPolicy, preset, sample_policies
 from synth.recipe.recipe import Recipe, TrainContext, fit_and_train, train_with
 from synth.seeding import rng_for
 from synth.semi import SemiConfig
-from synth.training import TrainConfig, predict_proba
+from synth.training import TrainConfig
 
 _POLICY_STREAM = 29
 LEVERS = ("augmentation", "semi", "source", "mix", "ssl")
-METRICS = ("brier", "log_loss", "accuracy")
 
 
 @dataclass
@@ -80,92 +80,6 @@ class SearchSpace:
     #: consistency training on the pool (synth.semi) with these settings, tried after augmentation
     #: when a pool is given; None: not tried (it costs ~5x a supervised fold model)
     semi: SemiConfig | None = None
-
-
-@dataclass
-class Trial:
-    """One recipe's CV evidence: per-fold validation accuracy, Brier score and log-loss."""
-
-    recipe: Recipe
-    stage: str
-    scores: np.ndarray  # accuracy per fold (what a person reads)
-    seconds: float
-    complete: bool = True
-    notes: list[str] = field(default_factory=list)
-    brier: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    log_loss: np.ndarray = field(default_factory=lambda: np.zeros(0))
-
-    def values(self, metric: str) -> np.ndarray:
-        """Per-fold values of `metric`, oriented so that higher is better."""
-        if metric == "accuracy":
-            return self.scores
-        if metric == "brier":
-            return -self.brier
-        if metric == "log_loss":
-            return -self.log_loss
-        raise ConfigError(f"search.metric must be one of {METRICS}, got {metric!r}")
-
-    @property
-    def mean(self) -> float:
-        return float(self.scores.mean()) if len(self.scores) else float("nan")
-
-    @property
-    def se(self) -> float:
-        return _se(self.scores)
-
-    def to_dict(self, baseline: Trial | None = None, metric: str = "accuracy",
-                test_train_ratio: float | None = None) -> dict[str, Any]:
-        d = {"name": self.recipe.name, "stage": self.stage, "cv_mean": self.mean, "cv_se": self.se,
-             "fold_scores": self.scores.tolist(), "fold_brier": self.brier.tolist(),
-             "fold_log_loss": self.log_loss.tolist(), "seconds": round(self.seconds, 1), "complete": self.complete,
-             "recipe": self.recipe.to_dict(), "notes": self.notes}
-        if baseline is not None and len(self.scores):
-            gain, se = paired_gain(self, baseline, "accuracy", test_train_ratio)
-            d.update(gain_vs_nothing=gain, gain_se=se)
-            if metric != "accuracy" and len(self.values(metric)):
-                gain, se = paired_gain(self, baseline, metric, test_train_ratio)
-                d.update({f"{metric}_gain_vs_nothing": gain, f"{metric}_gain_se": se})
-        return d
-
-
-def _se(x: np.ndarray) -> float:
-    return float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("inf")
-
-
-def paired_gain(
-    a: Trial, b: Trial, metric: str = "accuracy", test_train_ratio: float | None = None,
-) -> tuple[float, float]:
-    """Mean and standard error of a's fold-wise gain in `metric` over b (same folds, same seeds).
-
-    A pruned trial is compared on the folds it ran. `test_train_ratio` (n_val / n_train) turns on
-    the Nadeau-Bengio corrected SE, sqrt((1/J + n_val/n_train) * var): repeated k-fold reuses
-    images across folds, so the plain SE over J overlapping folds would be too small.
-    """
-    va, vb = a.values(metric), b.values(metric)
-    n = min(len(va), len(vb))
-    d = va[:n] - vb[:n]
-    if test_train_ratio is None or n < 2:
-        return float(d.mean()) if n else float("nan"), _se(d)
-    return float(d.mean()), float(np.sqrt((1.0 / n + test_train_ratio) * d.var(ddof=1)))
-
-
-def beats(
-    challenger: Trial, incumbent: Trial, min_gain: float, metric: str = "accuracy",
-    test_train_ratio: float | None = None, z: float = 1.0,
-) -> bool:
-    """Adopt a challenger only when its paired gain in `metric` exceeds both CV noise (its SE) and
-    `min_gain`, and (for a probability metric) its accuracy is not lower beyond its own noise."""
-    if not (challenger.complete and incumbent.complete):
-        return False
-    gain, se = paired_gain(challenger, incumbent, metric, test_train_ratio)
-    # strictly above, with a tolerance: with k=3 a win on one fold only ([x, 0, 0]) has mean == SE
-    # exactly, and float rounding must not turn that tie into a lever
-    if not gain > max(z * se, min_gain) + 1e-9:
-        return False
-    if metric == "accuracy":
-        return True
-    acc_gain, acc_se = paired_gain(challenger, incumbent, "accuracy", test_train_ratio)
-    return acc_gain >= -(acc_se if np.isfinite(acc_se) else 0.0) - 1e-9
 
 
 @dataclass
@@ -441,20 +355,6 @@ def make_folds(labelled: ImageSet, k_folds: int, seed: int, repeats: int = 1) ->
     """k stratified folds per repeat (repeat r uses fold seed `seed + r`), and n_val/n_train when repeated."""
     folds = [f for r in range(repeats) for f in stratified_folds(labelled.labels, k_folds, seed + r)]
     return folds, (1.0 / (k_folds - 1) if repeats > 1 else None)
-
-
-def fold_metrics(model: nn.Module, held: ImageSet) -> tuple[float, float, float]:
-    """Validation accuracy, multi-class Brier score (sum over classes, in [0, 2]) and log-loss."""
-    return proba_metrics(predict_proba(model, held.images), held.labels)
-
-
-def proba_metrics(proba: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:
-    """`fold_metrics` from predicted probabilities already in hand (callers that also read them)."""
-    p = proba.astype(np.float64)
-    onehot = np.eye(p.shape[1])[labels]
-    p_true = np.clip(p[np.arange(len(p)), labels], 1e-7, 1.0)
-    return (float((p.argmax(1) == labels).mean()), float(((p - onehot) ** 2).sum(1).mean()),
-            float(-np.log(p_true).mean()))
 
 
 def evaluate_recipes(
