@@ -144,7 +144,7 @@ def test_recommend_command_writes_a_recipe_that_reruns(tmp_path, capsys):
     assert (tmp_path / "b" / "recipe.png").is_file()
 
 
-def test_recommend_config_passes_aug_probs_to_the_search_space(tmp_path, monkeypatch):
+def test_recommend_config_passes_aug_probs_and_semi_to_the_search_space(tmp_path, monkeypatch):
     from synth.commands import recommend
 
     class Searched(Exception):
@@ -169,7 +169,14 @@ def test_recommend_config_passes_aug_probs_to_the_search_space(tmp_path, monkeyp
         assert spaces[-1].aug_probs == ()
         with pytest.raises(ConfigError, match=r"search.aug_probs must be shares of draws in \(0, 1\]"):
             recommend.run(compose("recommend", overrides=[*common, "search.aug_probs=[1.5]"]))
-    assert len(spaces) == 2
+        # consistency training: on by default with the shipped settings, off with null, typos refused
+        assert spaces[0].semi is not None and spaces[0].semi.steps == 600
+        with pytest.raises(Searched):
+            recommend.run(compose("recommend", overrides=[*common, "search.semi=null"]))
+        assert spaces[-1].semi is None
+        with pytest.raises(ConfigError, match="unknown key"):
+            recommend.run(compose("recommend", overrides=[*common, "+search.semi.treshold=0.9"]))
+    assert len(spaces) == 3
 
 
 def test_bad_recipe_input(tmp_path):
