@@ -34,8 +34,8 @@ augmentation hurts. This arm decides every risky lever on labels that are NOT ac
       student trained by consistency on the fold's labels + the pool (synth.semi) against the
       chosen policy's fold model, by the same paired rule; adopted, it replaces (b)/(c) and the
       final model (consistency training subsumes offline pseudo-labels). On a dev split of the
-      digits pool it added 13 / 6 points at 2 / 5 labels per class; a prototype on Fashion-MNIST
-      lost at 5 (docs/label_efficiency.md).
+      digits pool it added 13 / 6 points at 2 / 5 labels per class; on Fashion-MNIST it lost 2.7
+      points at 20 (docs/label_efficiency.md).
    With `pl_gate: slice` the gate runs before step 3 on the slice alone (teachers on 2/3 of
    ceil(n/2) labels per class, far weaker than the final one: shut on digits at n=5 on 2 of 3
    seeds where the open seed reached 99.2 %, docs/label_efficiency.md) and step 2's policy is final.

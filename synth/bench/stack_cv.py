@@ -17,7 +17,7 @@ stays on random slice images drawn like the pool and the test set. The same fold
    the precision bound alone (24/24 correct is needed for a Wilson bound of 0.96, 23/24 gives 0.896).
 4. **Consistency training** (`semi_benefit`): per fold, a student trained by `synth.semi` on the
    fold's labels + the pool; adopted when the students beat the chosen policy's fold models by
-   the same paired rule (it helps on digits and hurts Fashion-MNIST at 5 labels per class).
+   the same paired rule (it helps on digits and hurts Fashion-MNIST at 20 labels per class).
 """
 
 from __future__ import annotations
