@@ -75,13 +75,17 @@ def main() -> None:
     ap.add_argument("--ns", type=int, nargs="+", default=[2, 5])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--tag", default=None, help="results file stem (default semi_check_<data>)")
+    ap.add_argument("--semi", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="override conf/semi/default.yaml, e.g. --semi steps=1500 threshold=0.9")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    semi = SemiConfig.from_dict(OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "semi" / "default.yaml")))
+    base = OmegaConf.load(REPO / "conf" / "semi" / "default.yaml")
+    semi = SemiConfig.from_dict(OmegaConf.to_container(OmegaConf.merge(base, OmegaConf.from_dotlist(args.semi))))
     rows = run(args.data, args.ns, args.seeds, semi)
     stem = RESULTS / (args.tag or f"semi_check_{args.data}")
     command = "python benchmarks/semi_check.py " + " ".join(
-        [f"--data {args.data}", "--ns", *map(str, args.ns), "--seeds", *map(str, args.seeds)])
+        [f"--data {args.data}", "--ns", *map(str, args.ns), "--seeds", *map(str, args.seeds)]
+        + (["--semi", *args.semi] if args.semi else []))
     stem.with_suffix(".json").write_text(json.dumps({"command": command, "semi": semi.to_dict(), "rows": rows},
                                                     indent=2) + "\n")
     stem.with_suffix(".md").write_text(table(rows, args.data, command))
