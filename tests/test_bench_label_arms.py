@@ -125,3 +125,20 @@ def test_semi_arm_trains_on_the_pool_without_its_labels_and_only_under_the_pool_
     n_labelled = 2 * digits_source.pool.n_classes
     assert comp["labelled_seen"] == 0 and comp["seen"] == len(digits_source.pool) - n_labelled
     assert c["labelled_used"] == n_labelled and c["meta"]["steps"] == 4 and c["meta"]["confident_share"] == 1.0
+
+
+def test_active_semi_trains_the_final_model_on_the_chosen_labels_and_the_unlabelled_rest(tmp_path, digits_source):
+    semi = {"steps": 4, "unlabelled_ratio": 1, "threshold": 0.0}
+    arms = {"real": {}, "active_semi": {**ARMS["active"], "semi": semi}}
+    p = BenchPlan(budgets=[2], seeds=[0], protocols=[POOL], arms=arms, train=TINY_TRAIN, out_dir=tmp_path,
+                  progress=False, all_arm_params=arms)
+    c = {c["arm"]: c for c in run_grid(digits_source, p)[0]}["active_semi"]
+    assert c["status"] == "ok", c.get("error")
+    n = 2 * digits_source.pool.n_classes
+    comps = c["protocol_check"]["components"]
+    pool = comps["semi-supervised training (pool, unlabelled)"]
+    # the unlabelled pool (the arm's n random labels held out) minus the images AL queried labels for
+    queried = n - digits_source.pool.n_classes
+    assert pool["labelled_seen"] == 0 and pool["seen"] == len(digits_source.pool) - n - queried
+    assert comps["label oracle"]["seen"] == n - digits_source.pool.n_classes
+    assert c["labelled_used"] == n and c["meta"]["semi"]["steps"] == 4 and c["protocol_check"]["ok"]

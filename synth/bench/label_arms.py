@@ -20,6 +20,8 @@ only, `protocols: [unlabelled_pool]`); they plug into the harness by config alon
   labels) is used. Every pool label comes through the harness's LabelOracle, so each query
   counts as a labelled image used and is audited; the labelled images not taken as the
   initial set are never looked at.
+- `active` with a `semi` entry (`active_semi`): the same loop, then consistency training on the
+  chosen labels + the rest of the pool instead of the supervised final classifier (ungated).
 - `semi`: consistency training (synth.semi, FixMatch-style) on the arm's random labels plus
   the whole unlabelled pool, with the settings of its `semi` entry (conf/bench/base.yaml).
   Not gated: it measures the lever alone (the stack arm decides it by CV).
@@ -210,6 +212,9 @@ def arm_active(data: ArmData, budget: Any, seed: int, cfg: ArmConfig) -> ArmOutp
     classifier on the chosen labels always uses the full recipe. `augment` (optional, a
     procedural preset) trains every classifier with online augmentation: the two levers act on
     different things (which images get labels, how much each label teaches), so they compound.
+    `semi` (optional, SemiConfig keys) trains the final classifier by consistency training on
+    the chosen labels + the rest of the pool (labels hidden), ungated: the two levers together,
+    where the stack arm decides consistency training by CV.
     """
     steps = cfg.params.get("round_steps")
     round_cfg = replace(cfg.train, steps=int(steps)) if steps else cfg.train
@@ -219,12 +224,24 @@ def arm_active(data: ArmData, budget: Any, seed: int, cfg: ArmConfig) -> ArmOutp
         return train_classifier(d, round_cfg, seed=s, augment=augment)
 
     model, chosen, meta = run_active(data, budget, seed, cfg, train_fn)
-    initial = meta.pop("initial_ids")
+    seen = {"initial labels": meta.pop("initial_ids")}
     if round_cfg is not cfg.train:
-        model = train_classifier(chosen, cfg.train, seed=seed, augment=augment)
         meta["round_steps"] = int(steps)
+    if cfg.params.get("semi") is not None:
+        model, seen_pool, meta["semi"] = _final_semi(data, chosen, cfg, seed)
+        seen["semi-supervised training (pool, unlabelled)"] = seen_pool
+    elif round_cfg is not cfg.train:
+        model = train_classifier(chosen, cfg.train, seed=seed, augment=augment)
     meta["augment"] = cfg.params.get("augment")
-    return ArmOutput(model, meta, {"initial labels": initial}, n_labelled=len(chosen))
+    return ArmOutput(model, meta, seen, n_labelled=len(chosen))
+
+
+def _final_semi(data: ArmData, chosen: ImageSet, cfg: ArmConfig, seed: int) -> tuple[nn.Module, list[str], dict]:
+    """Consistency training on the AL-chosen labels + the pool images AL did not label (labels hidden)."""
+    rest = data.unlabelled.subset(np.flatnonzero(~np.isin(data.unlabelled.ids, chosen.ids)))
+    model = train_semi(chosen, rest, cfg.train, SemiConfig.from_dict(cfg.params["semi"]), seed=seed,
+                       progress=cfg.progress)
+    return model, [str(i) for i in rest.ids], dict(model.semi_info)
 
 
 def arm_full_stack(data: ArmData, budget: Any, seed: int, cfg: ArmConfig) -> ArmOutput:
