@@ -28,7 +28,7 @@ from synth.errors import ConfigError, DataError
 from synth.seeding import rng_for
 from synth.training import predict_proba, to_tensor
 
-STRATEGIES = ("random", "entropy", "margin", "kcenter", "margin_kcenter")
+STRATEGIES = ("random", "entropy", "margin", "margin_balanced", "kcenter", "margin_kcenter")
 _SELECT_STREAM = 41
 _LOOP_STREAM = 42
 
@@ -88,6 +88,23 @@ def _top_k(scores: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     return np.lexsort((tiebreak, -scores))[:k]
 
 
+def balanced_top_k(
+    scores: np.ndarray, predicted: np.ndarray, have: np.ndarray, k: int, rng: np.random.Generator
+) -> np.ndarray:
+    """The k highest scores, spread over predicted classes: each pick goes to the class with
+    the fewest labels so far (labelled + picked; ties to the lower class), its most uncertain
+    candidate. Why: plain top-k uncertainty can leave a class with one label at 2 per class
+    (docs/label_efficiency.md), which consistency training and small classifiers pay for."""
+    order = _top_k(scores, len(scores), rng)
+    queues = {c: list(order[predicted[order] == c]) for c in range(len(have))}
+    have, picks = have.astype(np.int64).copy(), []
+    while len(picks) < k:
+        c = min((c for c in queues if queues[c]), key=lambda c: (have[c], c))
+        picks.append(queues[c].pop(0))
+        have[c] += 1
+    return np.array(picks, dtype=np.int64)
+
+
 def k_center_greedy(
     candidates: np.ndarray, centres: np.ndarray, k: int, rng: np.random.Generator
 ) -> np.ndarray:
@@ -127,8 +144,9 @@ def select(
             probabilities, k-center its `.features()`.
         pool: unlabelled candidates (labels must be -1); ids also in `labelled` are skipped.
         labelled: images already labelled (k-center measures distance from them).
-        strategy: "random" | "entropy" | "margin" | "kcenter" | "margin_kcenter"
-            (hybrid: the `shortlist_factor * k` most margin-uncertain, then k-center among them).
+        strategy: "random" | "entropy" | "margin" | "margin_balanced" | "kcenter" | "margin_kcenter"
+            (balanced: margin, each pick to the predicted class with the fewest labels so far;
+            hybrid: the `shortlist_factor * k` most margin-uncertain, then k-center among them).
         seed: fixes tie-breaks and random choices.
     """
     if strategy not in STRATEGIES:
@@ -144,9 +162,12 @@ def select(
     if strategy == "random":
         return candidates[rng.permutation(len(candidates))[:k]]
     images = pool.images[candidates]
-    if strategy in ("entropy", "margin", "margin_kcenter"):
+    if strategy in ("entropy", "margin", "margin_balanced", "margin_kcenter"):
         proba = predict_proba(model, images)
         scores = entropy_scores(proba) if strategy == "entropy" else margin_scores(proba)
+        if strategy == "margin_balanced":
+            have = np.bincount(labelled.labels[labelled.labels >= 0], minlength=proba.shape[1])
+            return candidates[balanced_top_k(scores, proba.argmax(1), have, k, rng)]
         if strategy != "margin_kcenter":
             return candidates[_top_k(scores, k, rng)]
         short = _top_k(scores, min(len(candidates), shortlist_factor * k), rng)

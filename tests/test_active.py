@@ -76,6 +76,17 @@ def test_uncertainty_strategies_prefer_uncertain_items():
         assert set(select(FixedModel(), pool, labelled, 2, strategy, seed=0)) == {3, 7}
 
 
+def test_balanced_margin_gives_each_pick_to_the_predicted_class_with_fewest_labels():
+    # predicted class 0 (p > 0.5): items 0-2 (the most uncertain overall), 5, 7; class 1: 3, 4, 6.
+    # Two class-0 labels already: plain margin takes 0-2 (all class 0); balanced fills class 1
+    # up to the tie (its two most uncertain, 3 then 4), then the most uncertain class-0 item.
+    p = np.array([129, 130, 131, 100, 50, 250, 5, 240])
+    pool = _constructed(p, np.zeros(8))
+    labelled = _constructed([255, 250], [0, 0], prefix="l", labels=[0, 0])
+    assert set(select(FixedModel(), pool, labelled, 3, "margin", seed=0)) == {0, 1, 2}
+    assert list(select(FixedModel(), pool, labelled, 3, "margin_balanced", seed=0)) == [3, 4, 0]
+
+
 def test_kcenter_prefers_items_far_from_labelled():
     # labelled features at 0 and 10; pool features cluster there except items 4 (200) and 8 (120).
     f = np.array([1, 2, 9, 11, 200, 0, 10, 3, 120, 12])
