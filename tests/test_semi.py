@@ -71,6 +71,17 @@ def test_starts_from_a_given_model_and_leaves_the_labelled_augmentation_to_the_c
     np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
 
 
+def test_weak_none_leaves_the_labelled_images_and_the_weak_view_unaugmented(tiny_labelled, pool):
+    plain = SemiConfig(steps=6, unlabelled_ratio=2, threshold=0.0, weak="none")
+    assert plain.augmenters()[0] is None
+    default_labelled_view = train_semi(tiny_labelled, pool, TINY_TRAIN, plain, seed=0)
+    no_labelled_aug = train_semi(tiny_labelled, pool, TINY_TRAIN, plain, seed=0, augment=None)
+    light = train_semi(tiny_labelled, pool, TINY_TRAIN, TINY, seed=0)
+    np.testing.assert_array_equal(weights(default_labelled_view), weights(no_labelled_aug))
+    assert not np.array_equal(weights(default_labelled_view), weights(light))
+    assert default_labelled_view.semi_info["weak"] == "none"
+
+
 def test_clear_errors(tiny_labelled, pool):
     with pytest.raises(DataError, match="pool is empty"):
         train_semi(tiny_labelled, pool.subset([]), TINY_TRAIN, TINY)
