@@ -135,6 +135,14 @@ def test_imageset_validation():
         ImageSet.build(np.zeros((2, 4, 4), np.uint8), [0, 1], ["a", "a"], ["x", "y"])
 
 
+def test_without_ids_keeps_the_other_images_in_order():
+    s = ImageSet.build(np.arange(4, dtype=np.uint8).reshape(4, 1, 1), [0, 1, 0, 1], ["a", "b", "c", "d"], ["x", "y"])
+    rest = s.without_ids(np.array(["c", "a", "zz"]))  # an id not in the set is ignored
+    assert rest.ids.tolist() == ["b", "d"] and rest.labels.tolist() == [1, 1]
+    assert rest.images.ravel().tolist() == [1, 3]
+    assert s.without_ids([]).ids.tolist() == ["a", "b", "c", "d"]
+
+
 def test_missing_imagefolder_root_is_config_error():
     with pytest.raises(ConfigError, match="data.root"):
         ImageFolderSource()

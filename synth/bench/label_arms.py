@@ -238,7 +238,7 @@ def arm_active(data: ArmData, budget: Any, seed: int, cfg: ArmConfig) -> ArmOutp
 
 def _final_semi(data: ArmData, chosen: ImageSet, cfg: ArmConfig, seed: int) -> tuple[nn.Module, list[str], dict]:
     """Consistency training on the AL-chosen labels + the pool images AL did not label (labels hidden)."""
-    rest = data.unlabelled.subset(np.flatnonzero(~np.isin(data.unlabelled.ids, chosen.ids)))
+    rest = data.unlabelled.without_ids(chosen.ids)
     model = train_semi(chosen, rest, cfg.train, SemiConfig.from_dict(cfg.params["semi"]), seed=seed,
                        progress=cfg.progress)
     return model, [str(i) for i in rest.ids], dict(model.semi_info)

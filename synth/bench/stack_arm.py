@@ -63,7 +63,6 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-import numpy as np
 from torch import nn
 
 from synth.bench.arms import HARNESS_KEYS, ArmConfig, ArmOutput
@@ -304,11 +303,11 @@ def arm_stack(data: ArmData, budget: Any, seed: int, cfg: ArmConfig) -> ArmOutpu
     al_cfg = replace(cfg, params={**p, "initial_per_class": per_class})
     _, chosen, al_meta = run_active(data, budget, seed, al_cfg, train_fn)
     initial = al_meta.pop("initial_ids")
-    rest = data.unlabelled.subset(np.flatnonzero(~np.isin(data.unlabelled.ids, chosen.ids)))
+    rest = data.unlabelled.without_ids(chosen.ids)
     seen: dict[str, list[str]] = {"initial labels": initial, "lever search (slice)": initial}
     if p["pl_gate"] == "after_al":
         t1 = time.perf_counter()
-        picks = chosen.subset(np.flatnonzero(~np.isin(chosen.ids, slice_.ids)))
+        picks = chosen.without_ids(slice_.ids)
         meta.update(augment_before_al=policy.name, augment_before_al_choice=meta["augment_choice"])
         policy, gate, cv_seen = decide_after_al(slice_, picks, rest, policy, p, cfg.train, seed)
         meta.update(gate, gate_seconds=round(time.perf_counter() - t1, 1))

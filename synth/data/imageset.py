@@ -79,6 +79,10 @@ class ImageSet:
         """The same images with labels hidden (-1): what the unlabelled pool looks like."""
         return ImageSet(self.images, np.full(len(self), -1, dtype=np.int64), self.ids, self.class_names)
 
+    def without_ids(self, ids: np.ndarray | Sequence[str]) -> ImageSet:
+        """The images whose ids are not in `ids`, in order: e.g. the pool left after some were labelled."""
+        return self.subset(np.flatnonzero(~np.isin(self.ids, np.asarray(ids, dtype=str))))
+
     def concat(self, other: ImageSet) -> ImageSet:
         if other.class_names != self.class_names or other.image_shape != self.image_shape:
             raise DataError("cannot concatenate image sets with different classes or image shapes")
