@@ -21,22 +21,17 @@ import argparse
 import json
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
+from dev_split import DEV_SIZE, RESULTS, dev_split, semi_config, write_results
 
 from synth.active import SimulatedOracle, active_learning, budget_rounds
 from synth.bench.label_arms import initial_labels
-from synth.config import build
 from synth.data import draw_budget
 from synth.semi import SemiConfig, train_semi
 from synth.training import TrainConfig, accuracy, train_classifier
 
-REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "benchmarks" / "results"
-DEV_SIZE = {"digits": 300, "fashion_mnist": 2000}
 BATCH = {"digits": 10, "fashion_mnist": 20}
 
 
@@ -52,7 +47,7 @@ def one(rest, dev, n: int, seed: int, strategy: str, data: str, semi: SemiConfig
                           batch_size=BATCH[data], max_labels=total, strategy=strategy, seed=seed,
                           train_fn=lambda d, s: train_classifier(d, round_cfg, seed=s))
     chosen, counts = res.labelled, res.labelled.class_counts()
-    left = unlabelled.subset(np.flatnonzero(~np.isin(unlabelled.ids, chosen.ids)))
+    left = unlabelled.without_ids(chosen.ids)
     return {"n": n, "seed": seed, "strategy": strategy, "labels": len(chosen),
             "min_class": int(counts.min()), "max_class": int(counts.max()),
             "supervised": accuracy(train_classifier(chosen, cfg, seed=seed), dev),
@@ -85,11 +80,8 @@ def main() -> None:
     ap.add_argument("--tag", default=None, help="results file stem (default al_balance_check_<data>)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    semi = SemiConfig.from_dict(OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "semi" / "default.yaml")))
-    source = build(OmegaConf.load(REPO / "conf" / "data" / f"{args.data}.yaml"), "data")
-    pool = source.pool  # labelled copy; the test split is never touched
-    perm = np.random.default_rng(123).permutation(len(pool))  # the same dev split as semi_check.py
-    dev, rest = pool.subset(np.sort(perm[: DEV_SIZE[args.data]])), pool.subset(np.sort(perm[DEV_SIZE[args.data]:]))
+    semi = semi_config()
+    dev, rest = dev_split(args.data)  # the same dev split as semi_check.py
     rows = []
     for n in args.ns:
         for seed in args.seeds:
@@ -99,10 +91,7 @@ def main() -> None:
     command = "python benchmarks/al_balance_check.py " + " ".join(
         [f"--data {args.data}", "--ns", *map(str, args.ns), "--seeds", *map(str, args.seeds)])
     stem = RESULTS / (args.tag or f"al_balance_check_{args.data}")
-    stem.with_suffix(".json").write_text(json.dumps({"command": command, "semi": semi.to_dict(), "rows": rows},
-                                                    indent=2) + "\n")
-    stem.with_suffix(".md").write_text(table(rows, args.data, command))
-    print(f"wrote {stem}.json / .md")
+    write_results(stem, command, semi, rows, table(rows, args.data, command))
 
 
 if __name__ == "__main__":

@@ -17,28 +17,19 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
+from dev_split import DEV_SIZE, RESULTS, dev_split, semi_config, write_results
 
-from synth.config import build
 from synth.data import draw_budget
 from synth.recipe import preset
 from synth.semi import SemiConfig, train_semi
 from synth.training import TrainConfig, accuracy, train_classifier
 
-REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "benchmarks" / "results"
-DEV_SIZE = {"digits": 300, "fashion_mnist": 2000}
-
 
 def run(data: str, ns: list[int], seeds: list[int], semi: SemiConfig) -> list[dict]:
-    source = build(OmegaConf.load(REPO / "conf" / "data" / f"{data}.yaml"), "data")
-    pool = source.pool  # labelled copy; the test split is never touched
-    perm = np.random.default_rng(123).permutation(len(pool))
-    dev, rest = pool.subset(np.sort(perm[: DEV_SIZE[data]])), pool.subset(np.sort(perm[DEV_SIZE[data]:]))
+    dev, rest = dev_split(data)
     cfg, strong, rows = TrainConfig(), preset("strong").build(), []
     for n in ns:
         for seed in seeds:
@@ -79,17 +70,13 @@ def main() -> None:
                     help="override conf/semi/default.yaml, e.g. --semi steps=1500 threshold=0.9")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    base = OmegaConf.load(REPO / "conf" / "semi" / "default.yaml")
-    semi = SemiConfig.from_dict(OmegaConf.to_container(OmegaConf.merge(base, OmegaConf.from_dotlist(args.semi))))
+    semi = semi_config(args.semi)
     rows = run(args.data, args.ns, args.seeds, semi)
     stem = RESULTS / (args.tag or f"semi_check_{args.data}")
     command = "python benchmarks/semi_check.py " + " ".join(
         [f"--data {args.data}", "--ns", *map(str, args.ns), "--seeds", *map(str, args.seeds)]
         + (["--semi", *args.semi] if args.semi else []))
-    stem.with_suffix(".json").write_text(json.dumps({"command": command, "semi": semi.to_dict(), "rows": rows},
-                                                    indent=2) + "\n")
-    stem.with_suffix(".md").write_text(table(rows, args.data, command))
-    print(f"wrote {stem}.json / .md")
+    write_results(stem, command, semi, rows, table(rows, args.data, command))
 
 
 if __name__ == "__main__":
