@@ -1,18 +1,20 @@
-"""Design check of class-balanced margin selection on a dev split of the pool — never the test set.
+"""Design check of active-learning selectors on a dev split of the pool — never the test set.
 
 Why: margin active learning can leave a class with one label at 2 labels per class (the
 `active_semi` cells at n=2 on digits had min class count 1 and lost to consistency training on
-random, balanced labels). `margin_balanced` (synth.active) gives each pick to the predicted
-class with the fewest labels so far. This check compares it with plain margin on dev images
-(pool images whose labels we know, held out of everything), so the choice does not read the
-test set the harness reports on.
+random, balanced labels). Two fixes were checked here: `margin_balanced` (each pick to the
+predicted class with the fewest labels so far) and `typiclust` (model-free: the most typical
+member of each pixel-PCA cluster without a label); `random` is the reference. This check
+compares selectors on dev images (pool images whose labels we know, held out of everything),
+so the choice does not read the test set the harness reports on.
 
 Per (n labels per class, seed) and strategy: the harness's AL loop (1 label per class from the
 random draw, batches of 10 via a simulated oracle, 200-step rounds), then two final models on
 the chosen labels: supervised (the `active` arm) and consistency training on the rest of the
 pool (the `active_semi` arm). 1 torch thread.
 
-    python benchmarks/al_balance_check.py                      # digits, n=2/5, seeds 0-2
+    python benchmarks/al_balance_check.py                      # digits, n=2/5, seeds 0-2, margin vs balanced
+    python benchmarks/al_balance_check.py --strategies random typiclust --tag al_select_check_digits
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ def one(rest, dev, n: int, seed: int, strategy: str, data: str, semi: SemiConfig
 
 
 def table(rows: list[dict], data: str, command: str) -> str:
-    lines = [f"# Class-balanced vs plain margin selection on a dev split of the {data} pool", "",
+    names = " vs ".join(sorted({r["strategy"] for r in rows}))
+    lines = [f"# Active-learning selectors ({names}) on a dev split of the {data} pool", "",
              f"Command: `{command}` (1 torch thread). Dev: {DEV_SIZE[data]} pool images held out of everything; "
              "the test set is not read.", "",
              "| n/class | seed | strategy | min / max labels per class | AL + supervised | AL + semi | seconds |",
@@ -66,6 +69,8 @@ def table(rows: list[dict], data: str, command: str) -> str:
     for n in sorted({r["n"] for r in rows}):
         for s in sorted({r["strategy"] for r in rows}):
             sel = [r for r in rows if r["n"] == n and r["strategy"] == s]
+            if not sel:
+                continue
             lines.append(f"| {n} | mean | {s} | {np.mean([r['min_class'] for r in sel]):.1f} min | "
                          f"{np.mean([r['supervised'] for r in sel]):.3f} | {np.mean([r['semi'] for r in sel]):.3f} | |")
     return "\n".join(lines) + "\n"
@@ -89,7 +94,8 @@ def main() -> None:
                 rows.append(one(rest, dev, n, seed, strategy, args.data, semi))
                 print(json.dumps(rows[-1]), flush=True)
     command = "python benchmarks/al_balance_check.py " + " ".join(
-        [f"--data {args.data}", "--ns", *map(str, args.ns), "--seeds", *map(str, args.seeds)])
+        [f"--data {args.data}", "--ns", *map(str, args.ns), "--seeds", *map(str, args.seeds),
+         "--strategies", *args.strategies] + ([f"--tag {args.tag}"] if args.tag else []))
     stem = RESULTS / (args.tag or f"al_balance_check_{args.data}")
     write_results(stem, command, semi, rows, table(rows, args.data, command))
 

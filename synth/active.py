@@ -28,7 +28,10 @@ from synth.errors import ConfigError, DataError
 from synth.seeding import rng_for
 from synth.training import predict_proba, to_tensor
 
-STRATEGIES = ("random", "entropy", "margin", "margin_balanced", "kcenter", "margin_kcenter")
+STRATEGIES = ("random", "entropy", "margin", "margin_balanced", "kcenter", "margin_kcenter", "typiclust",
+              "typiclust_margin")
+COLD_START_PER_CLASS = 2  # typiclust_margin: typical picks until this many labels per class, then margin
+MODEL_FREE = ("random", "typiclust")
 _SELECT_STREAM = 41
 _LOOP_STREAM = 42
 
@@ -126,6 +129,62 @@ def k_center_greedy(
     return np.array(picks, dtype=np.int64)
 
 
+def pixel_features(images: np.ndarray, dim: int = 32, seed: int = 0) -> np.ndarray:
+    """Images as PCA-reduced pixel vectors (N, <= dim): a model-free embedding (Euclidean;
+    not L2-normalised, which would scatter images near the mean image in every direction).
+
+    Why pixels: at 1-2 labels per class no classifier embedding is trustworthy yet (the
+    cold-start problem), and on small grayscale images pixel PCA clusters by class well
+    enough for typicality to find one clean example per mode.
+    """
+    from sklearn.decomposition import PCA
+
+    x = images.reshape(len(images), -1).astype(np.float32) / 255.0
+    return PCA(n_components=min(dim, *x.shape), random_state=seed).fit_transform(x).astype(np.float32)
+
+
+def typiclust_picks(
+    candidates: np.ndarray, labelled: np.ndarray, k: int, seed: int,
+    *, max_clusters: int = 500, min_cluster_size: int = 5, knn: int = 20,
+) -> np.ndarray:
+    """TypiClust (Hacohen et al. 2022): cluster candidates + labelled images into |labelled| + k
+    groups; k times, take the largest cluster with no label yet and its most *typical* member
+    (inverse mean distance to its `knn` nearest neighbours in the cluster). Indices into `candidates`.
+
+    Why: at a handful of labels per class, uncertainty sampling picks outliers and leaves
+    classes with one label (docs/label_efficiency.md); typical examples of uncovered modes are
+    what a tiny budget should buy.
+    """
+    from sklearn.cluster import KMeans
+
+    feats = np.concatenate([candidates, labelled]) if len(labelled) else candidates
+    n_clusters = min(len(labelled) + k, max_clusters, len(feats))
+    assign = KMeans(n_clusters, n_init=3, random_state=seed).fit_predict(feats)
+    cand_assign = assign[: len(candidates)]
+    sizes = np.bincount(cand_assign, minlength=n_clusters)
+    covered = np.bincount(assign[len(candidates):], minlength=n_clusters) > 0
+    picks: list[int] = []
+    for _ in range(k):
+        open_ = ~covered & (sizes >= min(min_cluster_size, max(sizes.max(), 1)))
+        if not open_.any():  # every cluster has a label: fall back to the largest, least covered
+            open_ = sizes > 0
+        c = int(np.flatnonzero(open_)[np.argmax(sizes[open_])])
+        members = np.flatnonzero(cand_assign == c)
+        members = members[~np.isin(members, picks)]
+        picks.append(int(members[np.argmax(_typicality(candidates[members], knn))]))
+        covered[c], sizes[c] = True, len(members) - 1
+    return np.array(picks, dtype=np.int64)
+
+
+def _typicality(x: np.ndarray, knn: int) -> np.ndarray:
+    """1 / mean distance to the `knn` nearest other members (higher = denser, more typical)."""
+    if len(x) == 1:
+        return np.ones(1)
+    d = torch.cdist(torch.from_numpy(x), torch.from_numpy(x)).numpy()
+    d = np.sort(d, axis=1)[:, 1 : min(knn, len(x) - 1) + 1]
+    return 1.0 / (d.mean(1) + 1e-8)
+
+
 # ------------------------------------------------------------------------ selection
 def select(
     model: nn.Module | None,
@@ -145,8 +204,11 @@ def select(
         pool: unlabelled candidates (labels must be -1); ids also in `labelled` are skipped.
         labelled: images already labelled (k-center measures distance from them).
         strategy: "random" | "entropy" | "margin" | "margin_balanced" | "kcenter" | "margin_kcenter"
-            (balanced: margin, each pick to the predicted class with the fewest labels so far;
-            hybrid: the `shortlist_factor * k` most margin-uncertain, then k-center among them).
+            | "typiclust" (balanced: margin, each pick to the predicted class with the fewest
+            labels so far; hybrid: the `shortlist_factor * k` most margin-uncertain, then k-center
+            among them; typiclust: model-free, typical members of uncovered pixel-PCA clusters;
+            typiclust_margin: typiclust while the labels are fewer than COLD_START_PER_CLASS per
+            class — the cold start, where no model is trustworthy — then margin).
         seed: fixes tie-breaks and random choices.
     """
     if strategy not in STRATEGIES:
@@ -156,11 +218,17 @@ def select(
     candidates = np.flatnonzero(~np.isin(pool.ids, labelled.ids))
     if not 0 < k <= len(candidates):
         raise ConfigError(f"active.batch_size={k} must be in [1, {len(candidates)}] (unlabelled candidates left)")
-    if strategy != "random" and model is None:
+    if strategy == "typiclust_margin":
+        strategy = "typiclust" if len(labelled) < COLD_START_PER_CLASS * pool.n_classes else "margin"
+    if strategy not in MODEL_FREE and model is None:
         raise ConfigError(f"strategy {strategy!r} needs a model")
     rng = rng_for(seed, _SELECT_STREAM)
     if strategy == "random":
         return candidates[rng.permutation(len(candidates))[:k]]
+    if strategy == "typiclust":
+        feats = pixel_features(np.concatenate([pool.images[candidates], labelled.images]), seed=seed)
+        picks = typiclust_picks(feats[: len(candidates)], feats[len(candidates):], k, seed)
+        return candidates[picks]
     images = pool.images[candidates]
     if strategy in ("entropy", "margin", "margin_balanced", "margin_kcenter"):
         proba = predict_proba(model, images)

@@ -107,6 +107,40 @@ def test_hybrid_takes_diverse_items_among_the_uncertain():
     assert set(picks) == {2, 3}
 
 
+def test_typiclust_takes_the_most_typical_member_of_each_unlabelled_cluster():
+    # three tight 4x4 blobs (dark, mid, bright) of 8 images each, each with one outlier-ish
+    # member; one labelled image sits in the dark blob. Two picks must come from the mid and
+    # bright blobs (not the covered dark one), and each must be its blob's densest member.
+    rng = np.random.default_rng(0)
+    images, centre = [], {}
+    for b, level in enumerate((30, 130, 230)):
+        for j in range(8):
+            img = np.full((4, 4, 1), level, np.int64)
+            img[0, :, 0] += (j - 1) * 2 if j else 0  # j = 1 is the exact blob centre
+            img[1:, :, 0] += rng.integers(-2, 3, (3, 4)) if j != 1 else 0
+            if j == 7:
+                img[:, :2, 0] += 20  # the blob's outlier
+            images.append(np.clip(img, 0, 255).astype(np.uint8))
+        centre[b] = b * 8 + 1
+    pool = ImageSet.build(np.stack(images), np.full(24, -1), [f"u{i}" for i in range(24)], ["a", "b", "c"])
+    labelled = ImageSet.build(np.full((1, 4, 4, 1), 30, np.uint8), [0], ["l0"], ["a", "b", "c"])
+    picks = select(None, pool, labelled, 2, "typiclust", seed=0)
+    assert {int(i) // 8 for i in picks} == {1, 2}  # one per uncovered blob
+    assert not {7, 15, 23} & set(picks.tolist())  # never an outlier
+    np.testing.assert_array_equal(picks, select(None, pool, labelled, 2, "typiclust", seed=0))
+
+
+def test_typiclust_margin_is_typiclust_at_cold_start_then_margin(al_pool, digits_splits, tiny_model):
+    labelled = digits_splits.labelled  # fixture: >= 2 labels per class, so past the cold start
+    one_each = labelled.subset(np.array([np.flatnonzero(labelled.labels == c)[0] for c in range(labelled.n_classes)]))
+    cold = select(None, al_pool, one_each, 8, "typiclust_margin", seed=1)  # no model needed yet
+    np.testing.assert_array_equal(cold, select(None, al_pool, one_each, 8, "typiclust", seed=1))
+    warm = select(tiny_model, al_pool, labelled, 8, "typiclust_margin", seed=1)
+    np.testing.assert_array_equal(warm, select(tiny_model, al_pool, labelled, 8, "margin", seed=1))
+    with pytest.raises(ConfigError, match="needs a model"):
+        select(None, al_pool, labelled, 8, "typiclust_margin", seed=1)
+
+
 def test_select_rejects_bad_input(tiny_model, al_pool, digits_splits):
     with pytest.raises(DataError, match="labels hidden"):
         select(tiny_model, digits_splits.labelled, digits_splits.labelled.subset([0]), 2, "margin")

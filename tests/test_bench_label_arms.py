@@ -18,6 +18,8 @@ ARMS = {
             **TINY_SSL, "head": "auto", "probe_max_n": 2, "k": 2, "cv_steps": 5},
     "active": {"target": "synth.bench.label_arms:arm_active", "uses_unlabelled": True, "protocols": [POOL],
                "strategy": "margin", "initial_per_class": 1, "batch_size": 10},
+    "typiclust": {"target": "synth.bench.label_arms:arm_active", "uses_unlabelled": True, "protocols": [POOL],
+                  "strategy": "typiclust", "initial_per_class": 1, "batch_size": 10},
     "full_stack": {"target": "synth.bench.label_arms:arm_full_stack", "uses_unlabelled": True,
                    "protocols": [POOL], **TINY_SSL, "strategy": "margin", "initial_per_class": 1,
                    "batch_size": 10, "augment": "light", "augment_params": {"working_size": 16},
@@ -33,7 +35,7 @@ def plan(tmp: Path, **kw) -> BenchPlan:
 def test_label_arms_run_only_under_the_pool_protocol(tmp_path):
     tasks, unavailable = plan_tasks(plan(tmp_path))
     assert not unavailable
-    for arm in ("ssl", "active", "full_stack"):
+    for arm in ("ssl", "active", "typiclust", "full_stack"):
         assert {t.protocol for t in tasks if t.arm == arm} == {POOL}
     assert {t.protocol for t in tasks if t.arm == "real"} == {STRICT}
 
@@ -46,7 +48,7 @@ def test_label_arms_respect_the_protocol_and_count_oracle_queries(tmp_path, digi
     n_classes = digits_source.pool.n_classes
     pool_ids = set(map(str, digits_source.pool.ids))
     for budget in (2, 4):
-        for arm in ("active", "full_stack"):
+        for arm in ("active", "typiclust", "full_stack"):
             c = by[(arm, budget)]
             comps = c["protocol_check"]["components"]
             # every label beyond the initial 1/class came through the oracle, and all are counted
@@ -69,7 +71,7 @@ def test_label_arms_respect_the_protocol_and_count_oracle_queries(tmp_path, digi
     from synth.bench.report import analyse
 
     report = analyse(cells, p, {}, n_boot=50)
-    assert set(report["results"][STRICT]["not_run_under_this_protocol"]) == {"ssl", "active", "full_stack"}
+    assert set(report["results"][STRICT]["not_run_under_this_protocol"]) == {"ssl", "active", "typiclust", "full_stack"}
     assert {"ssl", "active", "full_stack"} <= set(report["results"][POOL]["arms"])
     assert "active" not in report["results"][STRICT]["arms"]
 
