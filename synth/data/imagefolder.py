@@ -107,6 +107,45 @@ def read_image_folder(
     return ImageSet.build(_to_array(images, ids, root, size, mode), labels, ids, [c for c, _ in classes])
 
 
+def read_unlabelled_folder(
+    root: str | Path,
+    *,
+    class_names: Sequence[str],
+    image_size: int | Sequence[int] | None = None,
+    mode: str = "auto",
+    skip_corrupt: bool = False,
+) -> ImageSet:
+    """Every image anywhere under `root` (any layout; folder names are not labels), labels -1.
+
+    Ids are `unlabelled/<path relative to root>`, so they never collide with the labelled
+    ImageFolder's `<class>/<file>` ids and each names its file. The same strictness as
+    `read_image_folder`: corrupt files, mixed sizes or modes are errors naming a file.
+    """
+    if mode not in MODES:
+        raise ConfigError(f"data.mode must be one of {MODES}, got {mode!r}")
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"unlabelled_root {root} does not exist or is not a directory")
+    files = sorted(f for f in root.rglob("*") if f.is_file() and f.suffix.lower() in EXTENSIONS)
+    images, ids, skipped = [], [], []
+    for f in files:
+        try:
+            images.append(_read(f))
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+            if not skip_corrupt:
+                raise DataError(f"cannot read image {f}: {exc}. Fix or remove it, or set data.skip_corrupt=true "
+                                "to skip unreadable files") from exc
+            skipped.append(f)
+            continue
+        ids.append("unlabelled/" + f.relative_to(root).as_posix())
+    if skipped:
+        log.warning("skipped %d unreadable image(s) under %s, e.g. %s", len(skipped), root, skipped[0])
+    if not images:
+        raise DataError(f"no readable images ({', '.join(EXTENSIONS)}) under {root}")
+    array = _to_array(images, ids, root, _target_size(image_size), mode)
+    return ImageSet.build(array, np.full(len(ids), -1), ids, class_names)
+
+
 def _to_array(
     images: list[Image.Image], ids: list[str], root: Path, size: tuple[int, int] | None, mode: str
 ) -> np.ndarray:
