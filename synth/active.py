@@ -180,9 +180,10 @@ def _typicality(x: np.ndarray, knn: int) -> np.ndarray:
     """1 / mean distance to the `knn` nearest other members (higher = denser, more typical)."""
     if len(x) == 1:
         return np.ones(1)
-    d = torch.cdist(torch.from_numpy(x), torch.from_numpy(x)).numpy()
-    d = np.sort(d, axis=1)[:, 1 : min(knn, len(x) - 1) + 1]
-    return 1.0 / (d.mean(1) + 1e-8)
+    t, k = torch.from_numpy(np.ascontiguousarray(x)), min(knn, len(x) - 1)
+    # in row chunks: a 20k-member cluster would otherwise need a 1.6 GB distance matrix
+    near = [torch.cdist(t[i : i + 2048], t).topk(k + 1, largest=False).values[:, 1:] for i in range(0, len(t), 2048)]
+    return 1.0 / (torch.cat(near).mean(1).numpy() + 1e-8)
 
 
 # ------------------------------------------------------------------------ selection
