@@ -32,6 +32,7 @@ STRATEGIES = ("random", "entropy", "margin", "margin_balanced", "kcenter", "marg
               "typiclust_margin")
 COLD_START_PER_CLASS = 2  # typiclust_margin: typical picks until this many labels per class, then margin
 MODEL_FREE = ("random", "typiclust")
+_PIXEL_SIDE = 32  # typiclust's pixel features: larger images are first shrunk to this longer side
 _SELECT_STREAM = 41
 _LOOP_STREAM = 42
 
@@ -137,8 +138,15 @@ def pixel_features(images: np.ndarray, dim: int = 32, seed: int = 0) -> np.ndarr
     cold-start problem), and on small grayscale images pixel PCA clusters by class well
     enough for typicality to find one clean example per mode.
     """
+    import cv2
     from sklearn.decomposition import PCA
 
+    h, w = images.shape[1:3]
+    if max(h, w) > _PIXEL_SIDE:  # coarse structure is what clusters; 224 px RGB would need GBs for PCA
+        scale = _PIXEL_SIDE / max(h, w)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        images = np.stack([cv2.resize(im, size, interpolation=cv2.INTER_AREA).reshape(size[1], size[0], -1)
+                           for im in images])
     x = images.reshape(len(images), -1).astype(np.float32) / 255.0
     return PCA(n_components=min(dim, *x.shape), random_state=seed).fit_transform(x).astype(np.float32)
 
@@ -204,12 +212,12 @@ def select(
             probabilities, k-center its `.features()`.
         pool: unlabelled candidates (labels must be -1); ids also in `labelled` are skipped.
         labelled: images already labelled (k-center measures distance from them).
-        strategy: "random" | "entropy" | "margin" | "margin_balanced" | "kcenter" | "margin_kcenter"
-            | "typiclust" (balanced: margin, each pick to the predicted class with the fewest
-            labels so far; hybrid: the `shortlist_factor * k` most margin-uncertain, then k-center
-            among them; typiclust: model-free, typical members of uncovered pixel-PCA clusters;
-            typiclust_margin: typiclust while the labels are fewer than COLD_START_PER_CLASS per
-            class — the cold start, where no model is trustworthy — then margin).
+        strategy: one of STRATEGIES. margin_balanced: margin, each pick to the predicted class
+            with the fewest labels so far; margin_kcenter (hybrid): the `shortlist_factor * k`
+            most margin-uncertain, then k-center among them; typiclust: model-free, typical
+            members of uncovered pixel-PCA clusters; typiclust_margin: typiclust while the labels
+            are fewer than COLD_START_PER_CLASS per class (the cold start, where no model is
+            trustworthy yet), then margin.
         seed: fixes tie-breaks and random choices.
     """
     if strategy not in STRATEGIES:
