@@ -130,15 +130,15 @@ def test_typiclust_takes_the_most_typical_member_of_each_unlabelled_cluster():
     np.testing.assert_array_equal(picks, select(None, pool, labelled, 2, "typiclust", seed=0))
 
 
-def test_pixel_features_shrink_large_images_to_a_bounded_size():
+def test_pixel_features_of_large_rgb_images_agree_with_the_small_originals():
     rng = np.random.default_rng(0)
     small = rng.integers(0, 256, (40, 8, 8, 1), dtype=np.uint8)
     big = np.repeat(np.repeat(np.repeat(small, 32, 1), 32, 2), 3, 3)  # 256x256 RGB copies
     f_small, f_big = pixel_features(small, dim=16), pixel_features(big, dim=16)
     assert f_small.shape == f_big.shape == (40, 16)
-    # the same images at any size cluster alike: equal pairwise distance ranks
-    d = lambda f: np.argsort(np.linalg.norm(f[:1] - f, axis=1))  # noqa: E731
-    np.testing.assert_array_equal(d(f_small), d(f_big))
+    # the same images at any size cluster alike: pairwise distances agree up to scale
+    dist = lambda f: np.linalg.norm(f[:, None] - f[None], axis=2).ravel()  # noqa: E731
+    assert np.corrcoef(dist(f_small), dist(f_big))[0, 1] > 0.99
 
 
 def test_typiclust_margin_is_typiclust_at_cold_start_then_margin(al_pool, digits_splits, tiny_model):
