@@ -82,10 +82,12 @@ def main() -> None:
     ap.add_argument("--ns", type=int, nargs="+", default=[2, 5])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--strategies", nargs="+", default=["margin", "margin_balanced"])
+    ap.add_argument("--semi", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="conf/semi/default.yaml overrides for the AL + semi model, e.g. weak=none")
     ap.add_argument("--tag", default=None, help="results file stem (default al_balance_check_<data>)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    semi = semi_config()
+    semi = semi_config(args.semi)
     dev, rest = dev_split(args.data)  # the same dev split as semi_check.py
     rows = []
     for n in args.ns:
@@ -95,7 +97,8 @@ def main() -> None:
                 print(json.dumps(rows[-1]), flush=True)
     command = "python benchmarks/al_balance_check.py " + " ".join(
         [f"--data {args.data}", "--ns", *map(str, args.ns), "--seeds", *map(str, args.seeds),
-         "--strategies", *args.strategies] + ([f"--tag {args.tag}"] if args.tag else []))
+         "--strategies", *args.strategies] + (["--semi", *args.semi] if args.semi else [])
+        + ([f"--tag {args.tag}"] if args.tag else []))
     stem = RESULTS / (args.tag or f"al_balance_check_{args.data}")
     write_results(stem, command, semi, rows, table(rows, args.data, command))
 
