@@ -20,7 +20,7 @@ from tests.conftest import write_image_folder
 def _run(tmp_path: Path, *overrides: str) -> tuple[list[str], Path]:
     out = tmp_path / "out"
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("select", overrides=["trainer=tiny", f"out_dir={out}", "progress=false", *overrides])
+        cfg = compose("select", overrides=["trainer=tiny", f"out_dir={out}", *overrides])
     return run(cfg), out
 
 
