@@ -47,7 +47,7 @@ def run(cfg: DictConfig) -> list[str]:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "to_label.csv", _csv(picked, model, cfg.get("unlabelled_root")))
     write_png(out / "to_label.png", image_grid(picked.images, rows=-(-len(picked) // 10), cols=min(10, len(picked))))
-    info = _info(cfg, strategy, labelled, pool, picked, model is not None)
+    info = _info(cfg, strategy, labelled, left, picked, model is not None)
     atomic_write_text(out / "selection.json", json.dumps(info, indent=2) + "\n")
     print(f"picked {len(picked)} of {info['n_candidates']} unlabelled images ({strategy}; "
           f"{len(labelled)} labelled, fewest in a class: {info['min_labels_per_class']})")
@@ -92,12 +92,12 @@ def _csv(picked: ImageSet, model, root: str | None) -> str:
     return buf.getvalue()
 
 
-def _info(cfg: DictConfig, strategy: str, labelled: ImageSet, pool: ImageSet, picked: ImageSet,
+def _info(cfg: DictConfig, strategy: str, labelled: ImageSet, n_candidates: int, picked: ImageSet,
           used_model: bool) -> dict[str, Any]:
     counts = labelled.class_counts()
     per_class = dict(zip(labelled.class_names, counts.tolist(), strict=True))
     return {"data": cfg.data.name, "strategy": strategy, "k": int(cfg.k), "seed": int(cfg.seed),
             "n_labelled": len(labelled), "labels_per_class": per_class, "min_labels_per_class": int(counts.min()),
-            "n_candidates": int((~np.isin(pool.ids, labelled.ids)).sum()),
+            "n_candidates": n_candidates,
             "unlabelled_root": cfg.get("unlabelled_root"), "classifier_trained": used_model,
             "picked": [str(i) for i in picked.ids]}

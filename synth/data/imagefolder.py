@@ -55,6 +55,25 @@ def _target_size(image_size: int | Sequence[int] | None) -> tuple[int, int] | No
     return hw  # type: ignore[return-value]
 
 
+def _read_all(files: Sequence[Path], root: Path, skip_corrupt: bool) -> list[tuple[Path, Image.Image]]:
+    """(file, image) for every readable file; an unreadable one is an error naming it, or with
+    `skip_corrupt` is skipped, counted and logged."""
+    read, skipped = [], []
+    for f in files:
+        try:
+            read.append((f, _read(f)))
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+            if not skip_corrupt:
+                raise DataError(
+                    f"cannot read image {f}: {exc}. Fix or remove it, or set data.skip_corrupt=true "
+                    "to skip unreadable files"
+                ) from exc
+            skipped.append(f)
+    if skipped:
+        log.warning("skipped %d unreadable image(s) under %s, e.g. %s", len(skipped), root, skipped[0])
+    return read
+
+
 def read_image_folder(
     root: str | Path,
     *,
@@ -80,24 +99,11 @@ def read_image_folder(
     images: list[Image.Image] = []
     labels: list[int] = []
     ids: list[str] = []
-    skipped: list[Path] = []
     for label, (_, files) in enumerate(classes):
-        for f in files:
-            try:
-                img = _read(f)
-            except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
-                if not skip_corrupt:
-                    raise DataError(
-                        f"cannot read image {f}: {exc}. Fix or remove it, or set data.skip_corrupt=true "
-                        "to skip unreadable files"
-                    ) from exc
-                skipped.append(f)
-                continue
+        for f, img in _read_all(files, root, skip_corrupt):
             images.append(img)
             labels.append(label)
             ids.append(f.relative_to(root).as_posix())
-    if skipped:
-        log.warning("skipped %d unreadable image(s) under %s, e.g. %s", len(skipped), root, skipped[0])
     if not images:
         raise DataError(f"no readable images under {root}")
     if class_names is None:
@@ -127,19 +133,9 @@ def read_unlabelled_folder(
     if not root.is_dir():
         raise DataError(f"unlabelled_root {root} does not exist or is not a directory")
     files = sorted(f for f in root.rglob("*") if f.is_file() and f.suffix.lower() in EXTENSIONS)
-    images, ids, skipped = [], [], []
-    for f in files:
-        try:
-            images.append(_read(f))
-        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
-            if not skip_corrupt:
-                raise DataError(f"cannot read image {f}: {exc}. Fix or remove it, or set data.skip_corrupt=true "
-                                "to skip unreadable files") from exc
-            skipped.append(f)
-            continue
-        ids.append("unlabelled/" + f.relative_to(root).as_posix())
-    if skipped:
-        log.warning("skipped %d unreadable image(s) under %s, e.g. %s", len(skipped), root, skipped[0])
+    read = _read_all(files, root, skip_corrupt)
+    images = [img for _, img in read]
+    ids = ["unlabelled/" + f.relative_to(root).as_posix() for f, _ in read]
     if not images:
         raise DataError(f"no readable images ({', '.join(EXTENSIONS)}) under {root}")
     array = _to_array(images, ids, root, _target_size(image_size), mode)
