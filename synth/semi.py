@@ -22,6 +22,7 @@ seeded streams, torch's own RNG (dropout) is forked and seeded as in `train_clas
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -87,11 +88,41 @@ class SemiConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def label(self) -> str:
+        """`semi`, plus the settings that differ from the defaults: how a recipe names its candidate."""
+        default = SemiConfig()
+        diff = [f"{k}={v}" for k, v in asdict(self).items() if getattr(default, k) != v]
+        return "semi" if not diff else f"semi({','.join(diff)})"
+
     def augmenters(self) -> tuple[Augment | None, Augment]:
         """(weak, strong) augmenters built from the presets (the weak one may be None)."""
         from synth.recipe.policy import preset
 
         return preset(self.weak).build(), preset(self.strong).build()
+
+
+def semi_candidates(node: Any) -> tuple[SemiConfig, ...]:
+    """Consistency-training settings to try, from a config node: null (none), one mapping, or a list of them.
+
+    Why a list: the weak view is a per-dataset choice (light on digits, none on Fashion-MNIST;
+    docs/label_efficiency.md), so a search may try several settings and let CV decide.
+    """
+    if node is None:
+        return ()
+    if isinstance(node, SemiConfig):
+        return (node,)
+    if isinstance(node, Mapping):
+        return (SemiConfig.from_dict(dict(node)),)
+    if isinstance(node, Sequence) and not isinstance(node, str):
+        bad = [c for c in node if not isinstance(c, (Mapping, SemiConfig))]
+        if bad:
+            raise ConfigError(f"semi: every list entry must be a mapping of SemiConfig keys, got {bad!r}")
+        out = tuple(semi_candidates(c)[0] for c in node)
+        if len(set(out)) < len(out):
+            raise ConfigError(f"semi: the same settings are listed twice: {[c.label for c in out]}")
+        return out
+    raise ConfigError(f"semi must be null, a mapping of SemiConfig keys or a list of them, got {type(node).__name__}")
 
 
 def _views(augment: Augment | None, images: np.ndarray, rng: np.random.Generator) -> torch.Tensor:

@@ -25,6 +25,7 @@ from synth.recipe import (
     train_with,
     write_report,
 )
+from synth.semi import SemiConfig
 from synth.training import TrainConfig, accuracy
 from tests.conftest import CONF
 
@@ -170,13 +171,18 @@ def test_recommend_config_passes_aug_probs_and_semi_to_the_search_space(tmp_path
         with pytest.raises(ConfigError, match=r"search.aug_probs must be shares of draws in \(0, 1\]"):
             recommend.run(compose("recommend", overrides=[*common, "search.aug_probs=[1.5]"]))
         # consistency training: on by default with the shipped settings, off with null, typos refused
-        assert spaces[0].semi is not None and spaces[0].semi.steps == 600
+        assert [(c.weak, c.steps) for c in spaces[0].semi] == [("light", 600), ("none", 600)]
         with pytest.raises(Searched):
             recommend.run(compose("recommend", overrides=[*common, "search.semi=null"]))
-        assert spaces[-1].semi is None
+        assert spaces[-1].semi == ()
+        with pytest.raises(Searched):
+            recommend.run(compose("recommend", overrides=[*common, "search.semi=[{steps: 5}]"]))
+        assert spaces[-1].semi == (SemiConfig(steps=5),)
         with pytest.raises(ConfigError, match="unknown key"):
-            recommend.run(compose("recommend", overrides=[*common, "+search.semi.treshold=0.9"]))
-    assert len(spaces) == 3
+            recommend.run(compose("recommend", overrides=[*common, "search.semi=[{treshold: 0.9}]"]))
+        with pytest.raises(ConfigError, match="listed twice"):
+            recommend.run(compose("recommend", overrides=[*common, "search.semi=[{steps: 5},{steps: 5}]"]))
+    assert len(spaces) == 4
 
 
 def test_bad_recipe_input(tmp_path):
@@ -243,7 +249,8 @@ def test_auto_bench_arm_registers_by_config_and_passes_the_protocol_check(digits
               "presets": [], "n_random_policies": 0, "sources": ["pseudo_label"], "max_unlabelled": 60,
               "search_train": {"steps": 30, "width": 8, "hidden": 16},
               "source_configs": {"pseudo_label": {"steps": 30, "width": 8, "hidden": 16}},
-              "semi": {"steps": 10, "unlabelled_ratio": 1, "threshold": 0.5}}
+              "semi": [{"steps": 10, "unlabelled_ratio": 1, "threshold": 0.5},
+                       {"steps": 10, "unlabelled_ratio": 1, "threshold": 0.5, "weak": "none"}]}
     ensure_registered("auto", params)
     assert availability("auto", params) is None and uses_unlabelled("auto", params)
     arm = resolve("auto")
@@ -261,7 +268,10 @@ def test_auto_bench_arm_registers_by_config_and_passes_the_protocol_check(digits
         assert out.meta["pool"] == comp["unlabelled_seen"] and out.meta["trials"] >= 1
         assert out.meta["candidates"]["nothing"]["stage"] == "baseline"
         # consistency training is a candidate only where there is a pool to train on
-        assert ("semi" in out.meta["candidates"]) is (data.unlabelled is not None)
+        # every semi candidate, named by its non-default settings
+        semis = sorted(k for k, v in out.meta["candidates"].items() if v["stage"] == "semi")
+        expected = ["semi(steps=10,unlabelled_ratio=1,threshold=0.5)", "semi(steps=10,unlabelled_ratio=1,threshold=0.5,weak=none)"]
+        assert semis == (expected if data.unlabelled is not None else [])
         assert len(out.meta["candidates"]) == out.meta["trials"]
         assert accuracy(out.model, digits_splits.test) > 0.2
     with pytest.raises(ConfigError, match="unknown key"):
@@ -291,7 +301,8 @@ def test_semi_recipe_serialises_only_when_on_and_excludes_a_source(tmp_path):
     from synth.semi import SemiConfig
 
     semi = Recipe(policy=BLANK, semi=SemiConfig(steps=5))
-    assert semi.name == "aug=blank + semi" and not semi.is_nothing
+    assert semi.name == "aug=blank + semi(steps=5)" and not semi.is_nothing
+    assert Recipe(semi=SemiConfig()).name == "semi" and Recipe(semi=SemiConfig(weak="none")).name == "semi(weak=none)"
     assert Recipe.from_dict(semi.to_dict()) == semi
     assert "semi" not in Recipe().to_dict()  # recipes written before the lever serialise (and reload) unchanged
     assert Recipe.from_dict(Recipe().to_dict()).semi is None
@@ -308,7 +319,7 @@ def test_search_tries_semi_only_with_a_pool_and_trains_what_it_scored(small, dig
     space = SearchSpace(**{**NO_LEVERS, "semi": tiny})
     with_pool = search_recipe(small, pool, k_folds=2, space=space, train_cfg=TINY_TRAIN, progress=False)
     assert with_pool.contributions["semi"]["tried"] == 1
-    assert [t.recipe.name for t in with_pool.trials] == ["nothing", "semi"]
+    assert [t.recipe.name for t in with_pool.trials] == ["nothing", "semi(steps=None,unlabelled_ratio=1,threshold=0.5)"]
     assert with_pool.trials[1].recipe.semi == tiny and with_pool.trials[1].complete
     strict = search_recipe(small, None, k_folds=2, space=space, train_cfg=TINY_TRAIN, progress=False)
     assert "semi" not in strict.contributions and len(strict.trials) == 1

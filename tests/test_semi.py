@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from synth.data import ImageSet, Splits
 from synth.errors import ConfigError, DataError
-from synth.semi import SemiConfig, train_semi
+from synth.semi import SemiConfig, semi_candidates, train_semi
 from synth.training import TrainConfig, accuracy, predict_proba, train_classifier
 
 from .conftest import CONF
@@ -97,6 +97,24 @@ def test_clear_errors(tiny_labelled, pool):
         SemiConfig.from_dict({"treshold": 0.9})
     with pytest.raises(ConfigError, match="unknown augmentation preset"):
         train_semi(tiny_labelled, pool, TINY_TRAIN, SemiConfig(steps=2, strong="no_such_preset"))
+
+
+def test_semi_candidates_read_null_one_mapping_or_a_list_and_name_what_differs():
+    light, none = {"steps": 600}, {"steps": 600, "weak": "none"}
+    assert semi_candidates(None) == ()
+    assert semi_candidates(OmegaConf.create(light)) == (SemiConfig(),)
+    got = semi_candidates(OmegaConf.create([light, none]))
+    assert got == (SemiConfig(), SemiConfig(weak="none"))
+    assert [c.label for c in got] == ["semi", "semi(weak=none)"]
+    assert SemiConfig(steps=50, threshold=0.9).label == "semi(steps=50,threshold=0.9)"
+    with pytest.raises(ConfigError, match="listed twice"):
+        semi_candidates([light, {"weak": "light"}])  # the same settings spelled two ways
+    with pytest.raises(ConfigError, match="unknown key"):
+        semi_candidates([{"treshold": 0.9}])
+    with pytest.raises(ConfigError, match="list entry must be a mapping"):
+        semi_candidates([light, "none"])
+    with pytest.raises(ConfigError, match="null, a mapping"):
+        semi_candidates(3)
 
 
 def test_the_shipped_config_loads():

@@ -9,13 +9,13 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from synth.config import load_splits, to_container
+from synth.config import load_splits
 from synth.data.imageset import ImageSet
 from synth.errors import ConfigError
 from synth.recipe import RecipeResult, SearchBudget, SearchSpace, evaluate_recipes, load_recipe, search_recipe
 from synth.recipe.report import write_report
 from synth.seeding import rng_for
-from synth.semi import SemiConfig
+from synth.semi import semi_candidates
 from synth.training import TrainConfig
 
 log = logging.getLogger("synth.recommend")
@@ -39,7 +39,8 @@ def _space(search: DictConfig) -> SearchSpace:
         sources=tuple(search.sources), shares=tuple(float(s) for s in search.shares),
         filter_quantiles=tuple(float(q) for q in search.filter_quantiles),
         pl_thresholds=tuple(float(t) for t in search.pl_thresholds), ssl=search.ssl,
-        semi=SemiConfig.from_dict(to_container(search.semi)) if search.get("semi") is not None else None,
+        semi=semi_candidates(OmegaConf.to_container(search.semi, resolve=True) if search.get("semi") is not None
+                             else None),
     )
 
 

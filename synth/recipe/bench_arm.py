@@ -28,7 +28,7 @@ from synth.data.imageset import ImageSet
 from synth.errors import ConfigError
 from synth.recipe.search import SearchBudget, SearchSpace, search_recipe
 from synth.seeding import rng_for
-from synth.semi import SemiConfig
+from synth.semi import semi_candidates
 from synth.training import TrainConfig
 
 _POOL_STREAM = 43
@@ -72,7 +72,7 @@ def search_settings(p: Mapping[str, Any], train: TrainConfig) -> dict[str, Any]:
         shares=tuple(float(s) for s in p["shares"]), filter_quantiles=tuple(float(q) for q in p["filter_quantiles"]),
         pl_thresholds=tuple(float(t) for t in p["pl_thresholds"]), ssl=p["ssl"],
         source_configs={k: dict(v) for k, v in dict(p["source_configs"]).items()},
-        semi=SemiConfig.from_dict(p["semi"]) if p["semi"] is not None else None,
+        semi=semi_candidates(p["semi"]),
     )
     fold_train = TrainConfig(**{**vars(train), **dict(p["search_train"])}) if p["search_train"] else train
     return {"budget": SearchBudget(p["max_trials"], p["max_seconds"]), "space": space, "k_folds": int(p["k_folds"]),

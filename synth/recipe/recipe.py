@@ -85,7 +85,7 @@ class Recipe:
             if self.filter_quantile:
                 parts.append(f"filter={self.filter_quantile:g}")
         if self.semi is not None:
-            parts.append("semi")
+            parts.append(self.semi.label)
         if self.ssl:
             parts.append("ssl")
         return " + ".join(parts)

@@ -40,7 +40,7 @@ from synth.recipe.evidence import METRICS, Trial, beats, fold_metrics, paired_ga
 from synth.recipe.policy import AugPolicy, preset, sample_policies
 from synth.recipe.recipe import Recipe, TrainContext, fit_and_train, train_with
 from synth.seeding import rng_for
-from synth.semi import SemiConfig
+from synth.semi import SemiConfig, semi_candidates
 from synth.training import TrainConfig
 
 _POLICY_STREAM = 29
@@ -77,9 +77,13 @@ class SearchSpace:
     filter_quantiles: Sequence[float] = (0.2,)
     pl_thresholds: Sequence[float] = (0.8, 0.97)
     ssl: bool | None = None  # None: try it when synth.ssl exists and a pool is given
-    #: consistency training on the pool (synth.semi) with these settings, tried after augmentation
-    #: when a pool is given; None: not tried (it costs ~5x a supervised fold model)
-    semi: SemiConfig | None = None
+    #: consistency training on the pool (synth.semi), one candidate per settings, tried after
+    #: augmentation when a pool is given; empty: not tried (each costs ~5x a supervised fold model).
+    #: A single SemiConfig or None is accepted too.
+    semi: Sequence[SemiConfig] = ()
+
+    def __post_init__(self) -> None:
+        self.semi = semi_candidates(self.semi)
 
 
 @dataclass
@@ -321,8 +325,9 @@ def search_recipe(
     working_size = max(32, labelled.image_shape[0])
     inc, contributions["augmentation"] = s.stage("augmentation", nothing, _policies(space, seed, working_size), min_gain)
     has_pool = unlabelled is not None and len(unlabelled) > 0
-    if space.semi is not None and has_pool:  # before sources: when adopted it replaces them
-        inc, contributions["semi"] = s.stage("semi", inc, [Recipe(policy=inc.recipe.policy, semi=space.semi)], min_gain)
+    if space.semi and has_pool:  # before sources: when adopted it replaces them
+        semis = [Recipe(policy=inc.recipe.policy, semi=c) for c in space.semi]
+        inc, contributions["semi"] = s.stage("semi", inc, semis, min_gain)
     bases = [inc.recipe] if inc.recipe.semi is None else []
     runner_up = _best_policy(s.trials, "augmentation", inc, metric)
     if runner_up is not None and has_pool:  # pseudo-labels gain most with an augmented teacher
