@@ -13,6 +13,7 @@ from tests.conftest import CONF
 
 PRESETS = sorted(p.stem for p in (CONF / "generator").glob("*.yaml")
                  if OmegaConf.load(p)["_target_"].startswith("generators.procedural"))
+PARAMETERLESS = {"HorizontalFlip"}
 ALL_OPS = [(preset, i, op) for preset in PRESETS
            for i, op in enumerate(OmegaConf.to_container(OmegaConf.load(CONF / "generator" / f"{preset}.yaml"))["ops"])]
 
@@ -25,7 +26,9 @@ def test_at_least_light_and_strong_presets_exist():
 @pytest.mark.parametrize("preset,i,op", ALL_OPS, ids=[f"{p}-{i}-{op['name']}" for p, i, op in ALL_OPS])
 @pytest.mark.parametrize("shape", [(8, 8, 1), (28, 28, 1), (12, 10, 3)])
 def test_every_op_keeps_shape_dtype_and_is_seeded(backend, preset, i, op, shape):
-    aug = build_augmenter([{**op, "p": 1.0}], working_size=32, backend=backend)
+    # a flip has no parameter to draw: at p=1 it is deterministic, so its randomness is whether it applies
+    p = 0.5 if op["name"] in PARAMETERLESS else 1.0
+    aug = build_augmenter([{**op, "p": p}], working_size=32, backend=backend)
     img = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
     a = aug(img, np.random.default_rng(5))
     b = aug(img, np.random.default_rng(5))
