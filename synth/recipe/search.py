@@ -161,10 +161,28 @@ class _Search:
         return (b.max_trials is not None and len(self.trials) >= b.max_trials) or (
             b.max_seconds is not None and time.perf_counter() - self.started > b.max_seconds)
 
+    def would_overrun(self, stage: str) -> float | None:
+        """The expected seconds of another `stage` trial when it would end past `max_seconds`, else None.
+
+        Why: a trial started just inside the budget runs its folds past it (a semi trial is ~5 min on
+        digits at one thread), so the search overran its wall-clock budget by a whole trial that then
+        stopped incomplete and counted for nothing. The estimate is the mean of this stage's complete trials.
+        """
+        done = [t.seconds for t in self.trials if t.stage == stage and t.complete]
+        if self.budget.max_seconds is None or not done:
+            return None
+        expected = float(np.mean(done))
+        return expected if time.perf_counter() - self.started + expected > self.budget.max_seconds else None
+
     def run(self, recipe: Recipe, stage: str, force: bool = False, against: Trial | None = None) -> Trial | None:
         """Score `recipe` fold by fold; stop early (pruned) once it trails `against` by `prune_margin`."""
         if not force and self.out_of_budget():
             self.skipped.append(f"{stage}: {recipe.name} (compute budget spent)")
+            return None
+        expected = None if force else self.would_overrun(stage)
+        if expected is not None:
+            self.skipped.append(f"{stage}: {recipe.name} (would not finish within the compute budget: "
+                                f"~{expected:.0f} s per {stage} trial)")
             return None
         t0, scores, briers, losses, notes_before = time.perf_counter(), [], [], [], len(self.ctx.notes)
         for i, val in enumerate(self.folds):
