@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -108,6 +109,8 @@ def semi_candidates(node: Any) -> tuple[SemiConfig, ...]:
     Why a list: the weak view is a per-dataset choice (light on digits, none on Fashion-MNIST;
     docs/label_efficiency.md), so a search may try several settings and let CV decide.
     """
+    if isinstance(node, (DictConfig, ListConfig)):  # a Hydra node: resolve interpolations first
+        node = OmegaConf.to_container(node, resolve=True)
     if node is None:
         return ()
     if isinstance(node, SemiConfig):

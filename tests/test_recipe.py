@@ -112,14 +112,15 @@ def test_a_trial_expected_to_end_past_the_wall_clock_budget_is_not_started(small
     folds, _ = make_folds(small, 2, 0)
     s = _Search(small, None, folds, 0, TrainContext(train_cfg=TINY_TRAIN), SearchBudget(None, 100.0), False)
     s.trials.append(Trial(Recipe(semi=SemiConfig()), "semi", np.array([0.9, 0.9]), seconds=250.0))
-    assert s.would_overrun("semi") == 250.0 and s.would_overrun("augmentation") is None
+    assert s.out_of_budget("semi") == "would not finish within the compute budget: ~250 s per semi trial"
+    assert s.out_of_budget("augmentation") is None
     assert s.run(Recipe(semi=SemiConfig(weak="none")), "semi") is None
     assert s.skipped == ["semi: semi(weak=none) (would not finish within the compute budget: ~250 s per semi trial)"]
     s.trials[0].seconds = 5.0  # a cheap stage fits in what is left
-    assert s.would_overrun("semi") is None
+    assert s.out_of_budget("semi") is None
     s.budget = SearchBudget(None, None)
     s.trials[0].seconds = 1e9
-    assert s.would_overrun("semi") is None  # no wall-clock budget: nothing to overrun
+    assert s.out_of_budget("semi") is None  # no wall-clock budget: nothing to overrun
 
 
 def test_one_label_per_class_falls_back_to_real_only(small):

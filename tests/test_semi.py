@@ -107,6 +107,8 @@ def test_semi_candidates_read_null_one_mapping_or_a_list_and_name_what_differs()
     assert got == (SemiConfig(), SemiConfig(weak="none"))
     assert [c.label for c in got] == ["semi", "semi(weak=none)"]
     assert SemiConfig(steps=50, threshold=0.9).label == "semi(steps=50,threshold=0.9)"
+    cfg = OmegaConf.create({"steps": 50, "semi": [{"steps": "${steps}"}]})
+    assert semi_candidates(cfg.semi) == (SemiConfig(steps=50),)  # a Hydra node's interpolations are resolved
     with pytest.raises(ConfigError, match="listed twice"):
         semi_candidates([light, {"weak": "light"}])  # the same settings spelled two ways
     with pytest.raises(ConfigError, match="unknown key"):

@@ -39,8 +39,7 @@ def _space(search: DictConfig) -> SearchSpace:
         sources=tuple(search.sources), shares=tuple(float(s) for s in search.shares),
         filter_quantiles=tuple(float(q) for q in search.filter_quantiles),
         pl_thresholds=tuple(float(t) for t in search.pl_thresholds), ssl=search.ssl,
-        semi=semi_candidates(OmegaConf.to_container(search.semi, resolve=True) if search.get("semi") is not None
-                             else None),
+        semi=semi_candidates(search.get("semi")),
     )
 
 

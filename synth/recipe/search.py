@@ -156,33 +156,28 @@ class _Search:
         self.budget, self.started, self.trials, self.skipped = budget, time.perf_counter(), [], []
         self.bar = tqdm(desc="recipe search", unit="trial", disable=not progress, leave=False)
 
-    def out_of_budget(self) -> bool:
-        b = self.budget
-        return (b.max_trials is not None and len(self.trials) >= b.max_trials) or (
-            b.max_seconds is not None and time.perf_counter() - self.started > b.max_seconds)
+    def out_of_budget(self, stage: str) -> str | None:
+        """Why a new `stage` trial must not start (as the skipped list says it), or None.
 
-    def would_overrun(self, stage: str) -> float | None:
-        """The expected seconds of another `stage` trial when it would end past `max_seconds`, else None.
-
-        Why: a trial started just inside the budget runs its folds past it (a semi trial is ~5 min on
-        digits at one thread), so the search overran its wall-clock budget by a whole trial that then
-        stopped incomplete and counted for nothing. The estimate is the mean of this stage's complete trials.
+        Besides a spent budget: a trial expected to end past `max_seconds` (the mean of this stage's
+        complete trials). Why: a trial started just inside the budget runs its folds past it (a semi
+        trial is ~5 min on digits at one thread), so the search overran its wall-clock budget by a
+        whole trial that then stopped incomplete and counted for nothing.
         """
+        b, elapsed = self.budget, time.perf_counter() - self.started
+        if (b.max_trials is not None and len(self.trials) >= b.max_trials) or (
+                b.max_seconds is not None and elapsed > b.max_seconds):
+            return "compute budget spent"
         done = [t.seconds for t in self.trials if t.stage == stage and t.complete]
-        if self.budget.max_seconds is None or not done:
-            return None
-        expected = float(np.mean(done))
-        return expected if time.perf_counter() - self.started + expected > self.budget.max_seconds else None
+        if b.max_seconds is not None and done and elapsed + float(np.mean(done)) > b.max_seconds:
+            return f"would not finish within the compute budget: ~{np.mean(done):.0f} s per {stage} trial"
+        return None
 
     def run(self, recipe: Recipe, stage: str, force: bool = False, against: Trial | None = None) -> Trial | None:
         """Score `recipe` fold by fold; stop early (pruned) once it trails `against` by `prune_margin`."""
-        if not force and self.out_of_budget():
-            self.skipped.append(f"{stage}: {recipe.name} (compute budget spent)")
-            return None
-        expected = None if force else self.would_overrun(stage)
-        if expected is not None:
-            self.skipped.append(f"{stage}: {recipe.name} (would not finish within the compute budget: "
-                                f"~{expected:.0f} s per {stage} trial)")
+        why = None if force else self.out_of_budget(stage)
+        if why is not None:
+            self.skipped.append(f"{stage}: {recipe.name} ({why})")
             return None
         t0, scores, briers, losses, notes_before = time.perf_counter(), [], [], [], len(self.ctx.notes)
         for i, val in enumerate(self.folds):
