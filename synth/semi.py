@@ -8,6 +8,8 @@ procedural augmenter at full strength). Where the prediction on the weak view is
 (>= `threshold`), its argmax is the target for the strong view. So the pool contributes
 synthetic variations of real images labelled by the model itself, filtered by confidence at
 every step, instead of one offline round of pseudo-labels (generators/pseudo_label.py).
+Which pool images count, and as what, is `PseudoLabeller`'s job: FixMatch's one threshold, or
+FlexMatch's per-class thresholds, optionally after distribution alignment (ReMixMatch).
 
 Measured on a dev split of the digits pool (benchmarks/semi_check.py, never the test set): 0.82
 -> 0.94 at 2 labels per class, 0.89 -> 0.95 at 5; in the harness 6.1x fewer labels to the target.
@@ -41,6 +43,10 @@ from synth.training import Augment, TrainConfig, make_model, optimizer, to_tenso
 _BATCH_STREAM = 47
 #: `augment=WEAK` (the default of `train_semi`): the labelled images get the config's weak view.
 WEAK = "weak"
+THRESHOLDS = ("fixed", "flex")
+#: distribution alignment's running mean of pool predictions: ~100-step memory (ReMixMatch's 0.999
+#: remembers ~1,000 steps, longer than a whole 600-step run here)
+ALIGN_MOMENTUM = 0.99
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,15 @@ class SemiConfig:
         weight: weight of the pool loss against the labelled loss.
         weak, strong: augmentation presets for the two views (conf/generator/<name>.yaml, or
             "none" for an unaugmented weak view).
+        thresholds: "fixed" (FixMatch: `threshold` for every class) or "flex" (FlexMatch's
+            curriculum pseudo-labelling, Zhang et al. 2021: class c's threshold is
+            `threshold * M(beta_c)`, beta_c its share of confidently labelled pool images relative
+            to the best-learned class, so classes the model has not learned yet get lower
+            thresholds and are not starved of pool images; published to converge faster at a
+            few labels per class, which is the regime of a 600-step CPU run).
+        align: distribution alignment (ReMixMatch, Berthelot et al. 2020): scale the weak-view
+            probabilities by (uniform prior / running mean of the model's pool predictions)
+            before thresholding, so the pseudo-labels cannot drift onto a few classes.
     """
 
     steps: int | None = 600
@@ -64,6 +79,8 @@ class SemiConfig:
     weight: float = 1.0
     weak: str = "light"
     strong: str = "strong"
+    thresholds: str = "fixed"
+    align: bool = False
 
     def __post_init__(self) -> None:
         if self.steps is not None and self.steps <= 0:
@@ -76,6 +93,10 @@ class SemiConfig:
             raise ConfigError(f"semi.weight must be >= 0, got {self.weight}")
         if self.strong == "none":
             raise ConfigError("semi.strong must name an augmentation preset: the strong view is the method")
+        if self.thresholds not in THRESHOLDS:
+            raise ConfigError(f"semi.thresholds must be one of {THRESHOLDS}, got {self.thresholds!r}")
+        if not isinstance(self.align, bool):
+            raise ConfigError(f"semi.align must be true or false, got {self.align!r}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> SemiConfig:
@@ -128,6 +149,49 @@ def semi_candidates(node: Any) -> tuple[SemiConfig, ...]:
     raise ConfigError(f"semi must be null, a mapping of SemiConfig keys or a list of them, got {type(node).__name__}")
 
 
+class PseudoLabeller:
+    """Turns weak-view logits into (targets, mask) for the strong view: FixMatch's fixed
+    threshold, or FlexMatch's class-adaptive one, optionally after distribution alignment.
+
+    Kept apart from the training loop so each rule is a small testable piece; it holds the only
+    state the rules need (which pool images were confidently labelled as what, and the running
+    mean of pool predictions).
+    """
+
+    def __init__(self, semi: SemiConfig, n_pool: int, n_classes: int):
+        self.semi, self.n_classes = semi, n_classes
+        self.selected = np.full(n_pool, -1)  # flex: the class each pool image was last confidently given
+        self.p_model = torch.full((n_classes,), 1.0 / n_classes)
+
+    def class_thresholds(self) -> np.ndarray:
+        """Per-class confidence thresholds (all `threshold` when fixed).
+
+        FlexMatch with its threshold warm-up: beta_c = sigma_c / max(max_c sigma_c, pool images not
+        yet confidently labelled), mapped through the convex M(x) = x / (2 - x). Early in training
+        most pool images are unlabelled, so every threshold starts low and rises as classes are learned.
+        """
+        tau = self.semi.threshold
+        if self.semi.thresholds == "fixed":
+            return np.full(self.n_classes, tau)
+        counts = np.bincount(self.selected + 1, minlength=self.n_classes + 1)  # [unused, class 0, ...]
+        beta = counts[1:] / max(int(counts.max()), 1)
+        return tau * beta / (2.0 - beta)
+
+    def __call__(self, weak_logits: torch.Tensor, pool_idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        probs = F.softmax(weak_logits, 1)
+        if self.semi.align:
+            self.p_model = ALIGN_MOMENTUM * self.p_model + (1 - ALIGN_MOMENTUM) * probs.mean(0)
+            probs = probs / self.p_model  # x (uniform prior); the constant cancels in the renormalisation
+            probs = probs / probs.sum(1, keepdim=True)
+        conf, target = probs.max(1)
+        thr = torch.from_numpy(self.class_thresholds()).to(conf.dtype)
+        mask = (conf >= thr[target]).float()
+        if self.semi.thresholds == "flex":
+            sure = (conf >= self.semi.threshold).numpy()
+            self.selected[pool_idx[sure]] = target.numpy()[sure]
+        return target, mask
+
+
 def _views(augment: Augment | None, images: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
     """One augmented view per image, image i from its own rng drawn off `rng` (batched when it can be)."""
     if augment is None:
@@ -176,6 +240,7 @@ def train_semi(
     steps, b, mu = int(semi.steps or cfg.steps), cfg.batch_size, semi.unlabelled_ratio
     rng = rng_for(seed, _BATCH_STREAM)
     started, masks = time.perf_counter(), []
+    pseudo = PseudoLabeller(semi, len(unlabelled), len(labelled.class_names))
     with torch.random.fork_rng(devices=[]):
         model = model if model is not None else make_model(labelled, cfg, seed)
         torch.manual_seed(seed)
@@ -186,8 +251,7 @@ def train_semi(
             xl, pool = _views(sup_aug, labelled.images[li], rng), unlabelled.images[ui]
             logits = model(torch.cat([xl, _views(weak, pool, rng), _views(strong, pool, rng)]))
             on_weak, on_strong = logits[b:b + b * mu].detach(), logits[b + b * mu:]
-            conf, target = F.softmax(on_weak, 1).max(1)
-            mask = (conf >= semi.threshold).float()
+            target, mask = pseudo(on_weak, ui)
             pool_loss = (F.cross_entropy(on_strong, target, reduction="none") * mask).mean()
             loss = F.cross_entropy(logits[:b], torch.from_numpy(labelled.labels[li])) + semi.weight * pool_loss
             opt.zero_grad(set_to_none=True)
@@ -198,8 +262,9 @@ def train_semi(
         model.eval()
     tail = masks[-max(1, steps // 10):]
     model.semi_info = {**semi.to_dict(), "steps": steps, "seconds": round(time.perf_counter() - started, 1),
-                       "confident_share": round(float(np.mean(tail)), 4), "pool": len(unlabelled)}
+                       "confident_share": round(float(np.mean(tail)), 4), "pool": len(unlabelled),
+                       "class_thresholds": [round(float(t), 4) for t in pseudo.class_thresholds()]}
     return model
 
 
-__all__ = ["SemiConfig", "WEAK", "train_semi"]
+__all__ = ["PseudoLabeller", "SemiConfig", "WEAK", "train_semi"]

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from synth.data import ImageSet, Splits
 from synth.errors import ConfigError, DataError
-from synth.semi import SemiConfig, semi_candidates, train_semi
+from synth.semi import PseudoLabeller, SemiConfig, semi_candidates, train_semi
 from synth.training import TrainConfig, accuracy, predict_proba, train_classifier
 
 from .conftest import CONF
@@ -95,8 +95,65 @@ def test_clear_errors(tiny_labelled, pool):
             SemiConfig(**bad)
     with pytest.raises(ConfigError, match="unknown key"):
         SemiConfig.from_dict({"treshold": 0.9})
+    with pytest.raises(ConfigError, match="thresholds must be one of"):
+        SemiConfig(thresholds="adaptive")
+    with pytest.raises(ConfigError, match="align must be true or false"):
+        SemiConfig(align="yes")
     with pytest.raises(ConfigError, match="unknown augmentation preset"):
         train_semi(tiny_labelled, pool, TINY_TRAIN, SemiConfig(steps=2, strong="no_such_preset"))
+
+
+def logits_for(probs: list[list[float]]) -> torch.Tensor:
+    return torch.log(torch.tensor(probs, dtype=torch.float32))
+
+
+def test_fixed_thresholds_count_a_pool_image_only_at_or_above_the_threshold():
+    pseudo = PseudoLabeller(SemiConfig(threshold=0.9), n_pool=4, n_classes=3)
+    target, mask = pseudo(logits_for([[0.95, 0.03, 0.02], [0.2, 0.7, 0.1], [0.05, 0.05, 0.9]]), np.arange(3))
+    assert target.tolist() == [0, 1, 2] and mask.tolist() == [1.0, 0.0, 1.0]
+    np.testing.assert_allclose(pseudo.class_thresholds(), 0.9)
+
+
+def test_flex_thresholds_start_at_zero_and_rise_with_each_class_s_confident_share():
+    pseudo = PseudoLabeller(SemiConfig(threshold=0.9, thresholds="flex"), n_pool=10, n_classes=3)
+    np.testing.assert_allclose(pseudo.class_thresholds(), 0.0)  # nothing learned yet: every pool image counts
+    _, mask = pseudo(logits_for([[0.4, 0.3, 0.3]]), np.array([9]))
+    assert mask.tolist() == [1.0]
+    pseudo.selected[:] = [0, 0, 0, 0, 1, 1, -1, -1, -1, -1]  # 4 unused, class 0: 4, class 1: 2, class 2: 0
+    beta = np.array([1.0, 0.5, 0.0])
+    np.testing.assert_allclose(pseudo.class_thresholds(), 0.9 * beta / (2 - beta))
+    # a confident prediction records the image's class; an unsure one leaves the record alone
+    target, mask = pseudo(logits_for([[0.02, 0.03, 0.95], [0.5, 0.45, 0.05]]), np.array([6, 7]))
+    assert pseudo.selected[6] == 2 and pseudo.selected[7] == -1
+    assert mask.tolist() == [1.0, 0.0]  # class 0's threshold is the full 0.9
+
+
+def test_distribution_alignment_moves_pseudo_labels_off_a_class_the_model_over_predicts():
+    semi = SemiConfig(threshold=0.0, align=True)
+    skewed = logits_for([[0.6, 0.2, 0.2]] * 8)
+    pseudo = PseudoLabeller(semi, n_pool=8, n_classes=3)
+    for _ in range(1000):  # the running mean of pool predictions settles on the skew
+        pseudo(skewed, np.arange(8))
+    np.testing.assert_allclose(pseudo.p_model.numpy(), [0.6, 0.2, 0.2], atol=1e-3)
+    target, _ = pseudo(logits_for([[0.5, 0.4, 0.1]]), np.array([0]))
+    assert target.tolist() == [1]  # 0.5 / 0.6 < 0.4 / 0.2
+    plain, _ = PseudoLabeller(SemiConfig(threshold=0.0), 8, 3)(logits_for([[0.5, 0.4, 0.1]]), np.array([0]))
+    assert plain.tolist() == [0]
+
+
+# flex at threshold 0.5: its thresholds start at 0, so pool images count that the fixed 0.5 masks;
+# alignment at threshold 0 (every image counts): it changes which class some pool images are taught
+@pytest.mark.parametrize("base,change", [({"steps": 6, "threshold": 0.5}, {"thresholds": "flex"}),
+                                         ({"steps": 30, "threshold": 0.0}, {"align": True})])
+def test_flex_and_alignment_train_deterministically_and_change_the_model(tiny_labelled, pool, base, change):
+    semi = SemiConfig(unlabelled_ratio=2, **base, **change)
+    a = train_semi(tiny_labelled, pool, TINY_TRAIN, semi, seed=0)
+    b = train_semi(tiny_labelled, pool, TINY_TRAIN, semi, seed=0)
+    fixed = train_semi(tiny_labelled, pool, TINY_TRAIN, SemiConfig(unlabelled_ratio=2, **base), seed=0)
+    np.testing.assert_array_equal(weights(a), weights(b))
+    assert not np.array_equal(weights(a), weights(fixed))
+    assert len(a.semi_info["class_thresholds"]) == len(tiny_labelled.class_names)
+    assert semi.label.endswith(",".join(f"{k}={v}" for k, v in change.items()) + ")")
 
 
 def test_semi_candidates_read_null_one_mapping_or_a_list_and_name_what_differs():
