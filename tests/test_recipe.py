@@ -190,7 +190,7 @@ def test_recommend_config_passes_aug_probs_and_semi_to_the_search_space(tmp_path
         with pytest.raises(ConfigError, match=r"search.aug_probs must be shares of draws in \(0, 1\]"):
             recommend.run(compose("recommend", overrides=[*common, "search.aug_probs=[1.5]"]))
         # consistency training: on by default with the shipped settings, off with null, typos refused
-        assert [(c.weak, c.steps) for c in spaces[0].semi] == [("light", 600), ("none", 600)]
+        assert [(c.weak, c.steps, c.align) for c in spaces[0].semi] == [("light", 600, True), ("none", 600, True)]
         with pytest.raises(Searched):
             recommend.run(compose("recommend", overrides=[*common, "search.semi=null"]))
         assert spaces[-1].semi == ()
