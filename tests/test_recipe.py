@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -111,15 +112,22 @@ def test_a_trial_expected_to_end_past_the_wall_clock_budget_is_not_started(small
 
     folds, _ = make_folds(small, 2, 0)
     s = _Search(small, None, folds, 0, TrainContext(train_cfg=TINY_TRAIN), SearchBudget(None, 100.0), False)
+    s.trials.append(Trial(Recipe(), "baseline", np.array([0.9, 0.9]), seconds=5.0))
     s.trials.append(Trial(Recipe(semi=SemiConfig()), "semi", np.array([0.9, 0.9]), seconds=250.0))
     assert s.out_of_budget("semi") == "would not finish within the compute budget: ~250 s per semi trial"
     assert s.out_of_budget("augmentation") is None
     assert s.run(Recipe(semi=SemiConfig(weak="none")), "semi") is None
     assert s.skipped == ["semi: semi(weak=none) (would not finish within the compute budget: ~250 s per semi trial)"]
-    s.trials[0].seconds = 5.0  # a cheap stage fits in what is left
+    s.trials[1].seconds = 5.0  # a cheap stage fits in what is left
     assert s.out_of_budget("semi") is None
+    # a stage's first trial: not started when even the cheapest trial so far would end past the budget
+    s.started = time.perf_counter() - 97.0
+    assert s.out_of_budget("source") == ("would not finish within the compute budget: the cheapest trial so far "
+                                         "took ~5 s")
+    s.started = time.perf_counter() - 90.0
+    assert s.out_of_budget("source") is None
     s.budget = SearchBudget(None, None)
-    s.trials[0].seconds = 1e9
+    s.trials[1].seconds = 1e9
     assert s.out_of_budget("semi") is None  # no wall-clock budget: nothing to overrun
 
 
