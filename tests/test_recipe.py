@@ -122,10 +122,13 @@ def test_a_trial_expected_to_end_past_the_wall_clock_budget_is_not_started(small
     assert s.out_of_budget("semi") is None
     # a stage's first trial: not started when even the cheapest trial so far would end past the budget
     s.started = time.perf_counter() - 97.0
-    assert s.out_of_budget("source") == ("would not finish within the compute budget: the cheapest trial so far "
-                                         "took ~5 s")
+    assert s.out_of_budget("source") == "would not finish within the compute budget: ~5 s expected for its first source trial"
     s.started = time.perf_counter() - 90.0
     assert s.out_of_budget("source") is None
+    # ... priced by its cost: a consistency-training step trains 1 + 2 x 3 batches (steps as the folds': 60)
+    tiny_semi = Recipe(semi=SemiConfig(steps=60))
+    assert s.cost_factor(tiny_semi) == 7.0 and s.cost_factor(Recipe()) == 1.0
+    assert s.out_of_budget("ssl", tiny_semi) == "would not finish within the compute budget: ~35 s expected for its first ssl trial"
     s.budget = SearchBudget(None, None)
     s.trials[1].seconds = 1e9
     assert s.out_of_budget("semi") is None  # no wall-clock budget: nothing to overrun

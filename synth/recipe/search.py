@@ -156,15 +156,16 @@ class _Search:
         self.budget, self.started, self.trials, self.skipped = budget, time.perf_counter(), [], []
         self.bar = tqdm(desc="recipe search", unit="trial", disable=not progress, leave=False)
 
-    def out_of_budget(self, stage: str) -> str | None:
+    def out_of_budget(self, stage: str, recipe: Recipe | None = None) -> str | None:
         """Why a new `stage` trial must not start (as the skipped list says it), or None.
 
         Besides a spent budget: a trial expected to end past `max_seconds` (the mean of this stage's
-        complete trials; for a stage's first trial, the cheapest complete trial so far, a lower
-        bound). Why: a trial started just inside the budget runs its folds past it (a semi trial is
+        complete trials; for a stage's first trial, the cheapest complete trial so far times the
+        recipe's `cost_factor`). Why: a trial started just inside the budget runs its folds past it (a semi trial is
         ~5 min on digits at one thread), so the search overran its wall-clock budget by a whole
-        trial that then stopped incomplete and counted for nothing; and a stage's first trial
-        started 19 s before the end ran the digits search to 631 s of its 600.
+        trial that then stopped incomplete and counted for nothing; a stage's first trial started
+        19 s before the end ran the digits search to 631 s of its 600, and on a loaded machine the
+        first semi trial, started at 451 s, stopped incomplete at 784 s.
         """
         b, elapsed = self.budget, time.perf_counter() - self.started
         if (b.max_trials is not None and len(self.trials) >= b.max_trials) or (
@@ -176,20 +177,31 @@ class _Search:
         if same and elapsed + float(np.mean(same)) > b.max_seconds:
             return f"would not finish within the compute budget: ~{np.mean(same):.0f} s per {stage} trial"
         cheapest = min((t.seconds for t in self.trials if t.complete), default=0.0)
-        if not same and elapsed + cheapest > b.max_seconds:
-            return f"would not finish within the compute budget: the cheapest trial so far took ~{cheapest:.0f} s"
+        guess = cheapest * (self.cost_factor(recipe) if recipe is not None else 1.0)
+        if not same and elapsed + guess > b.max_seconds:
+            return f"would not finish within the compute budget: ~{guess:.0f} s expected for its first {stage} trial"
         return None
+
+    def cost_factor(self, recipe: Recipe) -> float:
+        """A recipe's training cost relative to a supervised one: a consistency-training step trains
+        the labelled batch plus two views of `unlabelled_ratio` times as many pool images."""
+        if recipe.semi is None:
+            return 1.0
+        steps = recipe.semi.steps or self.ctx.train_cfg.steps
+        return (1 + 2 * recipe.semi.unlabelled_ratio) * steps / max(self.ctx.train_cfg.steps, 1)
 
     def run(self, recipe: Recipe, stage: str, force: bool = False, against: Trial | None = None) -> Trial | None:
         """Score `recipe` fold by fold; stop early (pruned) once it trails `against` by `prune_margin`."""
-        why = None if force else self.out_of_budget(stage)
+        why = None if force else self.out_of_budget(stage, recipe)
         if why is not None:
             self.skipped.append(f"{stage}: {recipe.name} ({why})")
             return None
         t0, scores, briers, losses, notes_before = time.perf_counter(), [], [], [], len(self.ctx.notes)
         for i, val in enumerate(self.folds):
+            # stop before a fold expected to end well past the budget: an incomplete trial counts for nothing
+            fold_guess = (time.perf_counter() - t0) / i if i else 0.0
             if not force and i and self.budget.max_seconds is not None and \
-                    time.perf_counter() - self.started > self.budget.max_seconds * 1.1:
+                    time.perf_counter() - self.started + fold_guess > self.budget.max_seconds * 1.1:
                 self.ctx.notes.append("stopped: compute budget spent mid-trial")
                 break
             train_idx = np.setdiff1d(np.arange(len(self.labelled)), val)
