@@ -174,12 +174,15 @@ class _Search:
         if b.max_seconds is None:
             return None
         same = [t.seconds for t in self.trials if t.stage == stage and t.complete]
-        if same and elapsed + float(np.mean(same)) > b.max_seconds:
-            return f"would not finish within the compute budget: ~{np.mean(same):.0f} s per {stage} trial"
-        cheapest = min((t.seconds for t in self.trials if t.complete), default=0.0)
-        guess = cheapest * (self.cost_factor(recipe) if recipe is not None else 1.0)
-        if not same and elapsed + guess > b.max_seconds:
-            return f"would not finish within the compute budget: ~{guess:.0f} s expected for its first {stage} trial"
+        if same:
+            guess = float(np.mean(same))
+            what = f"~{guess:.0f} s per {stage} trial"
+        else:
+            cheapest = min((t.seconds for t in self.trials if t.complete), default=0.0)
+            guess = cheapest * (self.cost_factor(recipe) if recipe is not None else 1.0)
+            what = f"~{guess:.0f} s expected for its first {stage} trial"
+        if elapsed + guess > b.max_seconds:
+            return f"would not finish within the compute budget: {what}"
         return None
 
     def cost_factor(self, recipe: Recipe) -> float:
