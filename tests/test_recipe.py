@@ -26,7 +26,7 @@ from synth.recipe import (
     train_with,
     write_report,
 )
-from synth.semi import SemiConfig
+from synth.semi import SemiConfig, semi_candidates
 from synth.training import TrainConfig, accuracy
 from tests.conftest import CONF
 
@@ -322,9 +322,24 @@ def test_auto_arm_settings_come_from_the_yaml_only(tmp_path):
                                               "bench.arms.auto.max_trials=3"])
             auto = make_plan(cfg).all_arm_params["auto"]
             assert arm_params("auto", auto)["max_trials"] == 3  # a preset's override reaches the arm
+            for name, params in make_plan(cfg).all_arm_params.items():  # every auto-like arm is complete
+                if params.get("target") == "synth.recipe.bench_arm:arm_auto":
+                    search_settings(arm_params(name, params), TrainConfig())
     incomplete = {k: v for k, v in AUTO_YAML.items() if k != "aug_probs"}
     with pytest.raises(ConfigError, match=r"bench.arms.auto_fast: missing key\(s\) \['aug_probs'\].*base.yaml"):
         arm_params("auto_fast", incomplete)
+
+
+def test_auto_align_arm_tries_the_semi_candidates_recommend_ships():
+    """auto_align exists to measure recommend's semi stage in the harness: the two must not drift apart."""
+    from synth.recipe.bench_arm import arm_params, search_settings
+
+    base = OmegaConf.load(CONF / "bench" / "base.yaml")
+    arm = OmegaConf.to_container(base.arms.auto_align, resolve=True)
+    shipped = semi_candidates(OmegaConf.load(CONF / "recommend.yaml").search.semi)
+    space = search_settings(arm_params("auto_align", arm), TrainConfig())["space"]
+    assert space.semi == shipped and all(c.align for c in shipped) and len(shipped) == 2
+    assert arm["max_seconds"] == OmegaConf.load(CONF / "recommend.yaml").search.max_seconds
 
 
 def test_semi_recipe_serialises_only_when_on_and_excludes_a_source(tmp_path):
