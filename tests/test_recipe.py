@@ -320,9 +320,9 @@ def test_auto_arm_settings_come_from_the_yaml_only(tmp_path):
         for preset in ("smoke", "digits", "digits_labels", "fashion_mnist"):
             cfg = compose("bench", overrides=[f"bench={preset}", f"out_dir={tmp_path}", "progress=false",
                                               "bench.arms.auto.max_trials=3"])
-            auto = make_plan(cfg).all_arm_params["auto"]
-            assert arm_params("auto", auto)["max_trials"] == 3  # a preset's override reaches the arm
-            for name, params in make_plan(cfg).all_arm_params.items():  # every auto-like arm is complete
+            all_params = make_plan(cfg).all_arm_params
+            assert arm_params("auto", all_params["auto"])["max_trials"] == 3  # a preset's override reaches the arm
+            for name, params in all_params.items():  # every auto-like arm is complete
                 if params.get("target") == "synth.recipe.bench_arm:arm_auto":
                     search_settings(arm_params(name, params), TrainConfig())
     incomplete = {k: v for k, v in AUTO_YAML.items() if k != "aug_probs"}
@@ -336,10 +336,11 @@ def test_auto_align_arm_tries_the_semi_candidates_recommend_ships():
 
     base = OmegaConf.load(CONF / "bench" / "base.yaml")
     arm = OmegaConf.to_container(base.arms.auto_align, resolve=True)
-    shipped = semi_candidates(OmegaConf.load(CONF / "recommend.yaml").search.semi)
+    recommend = OmegaConf.load(CONF / "recommend.yaml").search
+    shipped = semi_candidates(recommend.semi)
     space = search_settings(arm_params("auto_align", arm), TrainConfig())["space"]
     assert space.semi == shipped and all(c.align for c in shipped) and len(shipped) == 2
-    assert arm["max_seconds"] == OmegaConf.load(CONF / "recommend.yaml").search.max_seconds
+    assert arm["max_seconds"] == recommend.max_seconds
 
 
 def test_semi_recipe_serialises_only_when_on_and_excludes_a_source(tmp_path):
