@@ -190,3 +190,35 @@ def test_an_arm_at_one_budget_is_reported_per_budget_against_real_and_augmentati
     assert 1.0 < at4["per_budget_vs_aug_online"]["value"] < 2.0  # aug_online reaches it between 4 and 8
     md = write_report(analyse(cells, p, {}, n_boot=100), tmp_path / "r")["md"].read_text()
     assert "### Multiplier at each budget vs aug_online" in md and "| gen | – | 2.00x" in md
+
+
+def _search_cell(budget: int, seed: int, recipe: str, acc: float, gain: float = 0.04) -> dict:
+    cand = {"nothing": {"gain_vs_nothing": 0.0, "gain_se": 0.0, "brier_gain_vs_nothing": 0.0, "brier_gain_se": 0.0},
+            recipe: {"gain_vs_nothing": 0.02, "gain_se": 0.01, "brier_gain_vs_nothing": gain, "brier_gain_se": 0.01}}
+    return {"protocol": "unlabelled_pool", "arm": "auto", "budget": budget, "seed": seed, "status": "ok",
+            "accuracy": acc, "meta": {"recipe": recipe, "candidates": cand, "search_seconds": 12.0}}
+
+
+def test_the_report_lists_every_recipe_search_decision_against_real_on_the_same_cell(tmp_path):
+    # real runs under strict only; the search's cells (pool protocol) are paired with it by budget and seed
+    real = {(2, 0): 0.60, (2, 1): 0.62, (4, 0): 0.70, (4, 1): 0.72}
+    cells = [{"protocol": "strict", "arm": "real", "budget": b, "seed": s, "status": "ok", "accuracy": a}
+             for (b, s), a in real.items()]
+    cells += [_search_cell(2, 0, "nothing", 0.60), _search_cell(2, 1, "semi", 0.70),
+              _search_cell(4, 0, "aug=light", 0.69), _search_cell(4, 1, "aug=light", 0.72),
+              {"protocol": "unlabelled_pool", "arm": "other", "budget": 2, "seed": 0, "status": "ok",
+               "accuracy": 0.5, "meta": {"steps": 3}}]
+    arms = {"real": {}, "auto": {}, "other": {}}
+    p = BenchPlan(budgets=[2, 4], seeds=[0, 1], protocols=["strict", "unlabelled_pool"], arms=arms,
+                  train=TINY_TRAIN, out_dir=tmp_path, progress=False, all_arm_params=arms)
+    report = analyse(cells, p, {}, n_boot=50)
+    assert list(report["decisions"]) == ["unlabelled_pool/auto"]  # arms without a search record are not listed
+    auto = report["decisions"]["unlabelled_pool/auto"]
+    assert [(r["budget"], r["seed"], r["recipe"]) for r in auto["rows"]] == [
+        ("n2", 0, "nothing"), ("n2", 1, "semi"), ("n4", 0, "aug=light"), ("n4", 1, "aug=light")]
+    assert auto["rows"][1]["diff"] == pytest.approx(0.08) and auto["rows"][1]["cv"]["metric"] == "brier"
+    assert auto["summary"] == {"cells": 4, "adopted": 3, "above": 1, "tied": 1, "below": 1,
+                               "worst": pytest.approx(-0.01), "best": pytest.approx(0.08)}
+    md = write_report(report, tmp_path / "r")["md"].read_text()
+    assert "| unlabelled_pool/auto | 4 | 3 | 1 / 1 / 1 | -0.0100 · +0.0800 |" in md
+    assert "| unlabelled_pool/auto | n2 | 1 | semi | brier +0.040 ± 0.010 | 0.7000 | 0.6200 | +0.0800 |" in md

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from synth.bench import curves
+from synth.bench import curves, decisions
 from synth.bench.protocol import budget_key
 from synth.bench.runner import BenchPlan, cells_for
 from synth.errors import ConfigError
@@ -94,6 +94,7 @@ def analyse(
                          for c in cells if c.get("status") == "failed"],
         "missing_cells": _count(c for c in cells if c.get("status") == "missing"),
         "compute": _compute(cells),
+        "decisions": decisions.collect(cells, plan.budgets, baseline=BASELINE),
     }
 
 
@@ -202,6 +203,7 @@ def markdown(r: dict[str, Any]) -> str:
     ]
     for p, res in r["results"].items():
         lines += _protocol_md(p, res, r)
+    lines += decisions.markdown(r.get("decisions", {}))
     if r["not_available"]:
         lines += ["## Arms not available", ""] + [f"- **{a}**: {why}" for a, why in r["not_available"].items()] + [""]
     if r.get("not_run") or r.get("missing_cells"):

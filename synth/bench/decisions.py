@@ -1,0 +1,114 @@
+"""Per-cell decisions of recipe-search arms: what the search chose, on what CV evidence, and what it did on test.
+
+Why a separate table: "never worse" is a promise about every user's data, i.e. every cell, while the
+multiplier reads the mean curve. A reader deciding whether to trust `synth recommend` needs each adoption
+next to real only on the same labels and seed, and a count of how often an adopted lever lost on test.
+A cell is a recipe-search cell when its meta carries the search's record (`recipe` and `candidates`,
+written by synth.recipe.bench_arm); other arms are not listed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from synth.bench.protocol import budget_key
+
+NOTHING = "nothing"
+#: a test difference this small is a tie (the same model: "nothing" retrains real only with its seed)
+TIE = 1e-9
+
+
+def is_search_cell(cell: Mapping[str, Any]) -> bool:
+    meta = cell.get("meta") or {}
+    return cell.get("status") == "ok" and "recipe" in meta and "candidates" in meta
+
+
+def _cv_gain(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The chosen recipe's paired CV gain over "nothing" in the decision metric (accuracy if none other)."""
+    if meta["recipe"] == NOTHING:
+        return {"metric": None, "gain": 0.0, "se": 0.0}
+    cand = meta["candidates"].get(meta["recipe"])
+    if cand is None:
+        return {"metric": None, "gain": None, "se": None}
+    for key, value in cand.items():
+        if key.endswith("_gain_vs_nothing"):
+            metric = key.removesuffix("_gain_vs_nothing")
+            return {"metric": metric, "gain": value, "se": cand.get(f"{metric}_gain_se")}
+    return {"metric": "accuracy", "gain": cand.get("gain_vs_nothing"), "se": cand.get("gain_se")}
+
+
+def collect(cells: Sequence[Mapping[str, Any]], budgets: Sequence[Any], baseline: str = "real") -> dict[str, Any]:
+    """Rows per `protocol/arm` (budget order, then seed) and a summary of adoptions against `baseline`.
+
+    The baseline's accuracy is looked up by (budget, seed) under the same protocol first, then under
+    any protocol (real only does not depend on the protocol, so the harness runs it under strict).
+    """
+    base: dict[tuple, float] = {}
+    for c in cells:
+        if c.get("arm") == baseline and c.get("status") == "ok":
+            base.setdefault((c["protocol"], c["budget"], c["seed"]), c["accuracy"])
+            base.setdefault((None, c["budget"], c["seed"]), c["accuracy"])
+    order = {budget_key(b): i for i, b in enumerate(budgets)}
+    search = sorted((c for c in cells if is_search_cell(c) and budget_key(c["budget"]) in order),
+                    key=lambda c: (c["protocol"], c["arm"], order[budget_key(c["budget"])], c["seed"]))
+    out: dict[str, Any] = {}
+    for c in search:
+        real = base.get((c["protocol"], c["budget"], c["seed"]), base.get((None, c["budget"], c["seed"])))
+        diff = None if real is None else c["accuracy"] - real
+        row = {"budget": budget_key(c["budget"]), "seed": c["seed"], "recipe": c["meta"]["recipe"],
+               "cv": _cv_gain(c["meta"]), "test": c["accuracy"], "real": real, "diff": diff,
+               "search_seconds": c["meta"].get("search_seconds")}
+        out.setdefault(f"{c['protocol']}/{c['arm']}", {"rows": []})["rows"].append(row)
+    for entry in out.values():
+        entry["summary"] = summarise(entry["rows"])
+    return out
+
+
+def summarise(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """How many cells adopted a lever, and how those did on test against real only."""
+    adopted = [r for r in rows if r["recipe"] != NOTHING and r["diff"] is not None]
+    diffs = [r["diff"] for r in adopted]
+    return {
+        "cells": len(rows),
+        "adopted": sum(r["recipe"] != NOTHING for r in rows),
+        "above": sum(d > TIE for d in diffs),
+        "tied": sum(abs(d) <= TIE for d in diffs),
+        "below": sum(d < -TIE for d in diffs),
+        "worst": min(diffs) if diffs else None,
+        "best": max(diffs) if diffs else None,
+    }
+
+
+def _fmt_cv(cv: Mapping[str, Any]) -> str:
+    if cv["metric"] is None:
+        return "–"  # "nothing" (real only) or a recipe without a recorded candidate
+    se = cv["se"]
+    return f"{cv['metric']} {cv['gain']:+.3f}" + ("" if se is None else f" ± {se:.3f}")
+
+
+def _fmt(x: float | None, spec: str) -> str:
+    return "–" if x is None else format(x, spec)
+
+
+def markdown(decisions: Mapping[str, Any]) -> list[str]:
+    """The report section: a summary row per search arm, then every cell."""
+    if not decisions:
+        return []
+    lines = ["## Recipe-search decisions (per cell)", "",
+             "What each recipe-search cell adopted, its paired CV gain over \"nothing\" in the decision metric "
+             "(inside the labelled budget), and its test accuracy next to real only on the same labels and seed. "
+             "\"nothing\" retrains real only, so it ties exactly.", "",
+             "| protocol/arm | cells | adopted a lever | adopted: above / tied / below real on test | "
+             "worst · best difference |", "|---|---|---|---|---|"]
+    for key, entry in decisions.items():
+        s = entry["summary"]
+        lines.append(f"| {key} | {s['cells']} | {s['adopted']} | {s['above']} / {s['tied']} / {s['below']} | "
+                     f"{_fmt(s['worst'], '+.4f')} · {_fmt(s['best'], '+.4f')} |")
+    lines += ["", "| protocol/arm | budget | seed | chose | CV gain vs nothing ± SE | test | real | difference |",
+              "|---|---|---|---|---|---|---|---|"]
+    for key, entry in decisions.items():
+        for r in entry["rows"]:
+            lines.append(f"| {key} | {r['budget']} | {r['seed']} | {r['recipe']} | {_fmt_cv(r['cv'])} | "
+                         f"{r['test']:.4f} | {_fmt(r['real'], '.4f')} | {_fmt(r['diff'], '+.4f')} |")
+    return lines + [""]
