@@ -11,7 +11,7 @@ import pytest
 from synth.bench import arms as arm_registry
 from synth.bench.arms import ArmOutput, register_arm
 from synth.bench.protocol import ProtocolViolation
-from synth.bench.report import analyse, write_report
+from synth.bench.report import _compute, analyse, write_report
 from synth.bench.runner import BenchPlan, run_grid
 from synth.training import TrainConfig, train_classifier
 
@@ -206,6 +206,7 @@ def test_the_report_lists_every_recipe_search_decision_against_real_on_the_same_
              for (b, s), a in real.items()]
     cells += [_search_cell(2, 0, "nothing", 0.60), _search_cell(2, 1, "semi", 0.70),
               _search_cell(4, 0, "aug=light", 0.69), _search_cell(4, 1, "aug=light", 0.72),
+              _search_cell(4, 7, "semi", 0.99),  # a seed outside the report's grid is not listed
               {"protocol": "unlabelled_pool", "arm": "other", "budget": 2, "seed": 0, "status": "ok",
                "accuracy": 0.5, "meta": {"steps": 3}}]
     arms = {"real": {}, "auto": {}, "other": {}}
@@ -222,3 +223,12 @@ def test_the_report_lists_every_recipe_search_decision_against_real_on_the_same_
     md = write_report(report, tmp_path / "r")["md"].read_text()
     assert "| unlabelled_pool/auto | 4 | 3 | 1 / 1 / 1 | -0.0100 · +0.0800 |" in md
     assert "| unlabelled_pool/auto | n2 | 1 | semi | brier +0.040 ± 0.010 | 0.7000 | 0.6200 | +0.0800 |" in md
+
+
+def test_compute_totals_do_not_depend_on_the_order_cells_are_read_in(tmp_path):
+    # rounding each partial sum to 0.1 s once gave 10925.0 or 10925.1 for the same cells
+    secs = [0.04, 0.04, 0.04, 1.26, 2.37, 3.33]
+    cells = [{"protocol": "strict", "arm": "real", "budget": 2, "seed": i, "status": "ok", "accuracy": 0.5,
+              "seconds": s} for i, s in enumerate(secs)]
+    totals = {_compute(order)["strict/real"]["seconds"] for order in (cells, cells[::-1], cells[3:] + cells[:3])}
+    assert totals == {7.1}

@@ -38,8 +38,13 @@ def _cv_gain(meta: Mapping[str, Any]) -> dict[str, Any]:
     return {"metric": "accuracy", "gain": cand.get("gain_vs_nothing"), "se": cand.get("gain_se")}
 
 
-def collect(cells: Sequence[Mapping[str, Any]], budgets: Sequence[Any], baseline: str = "real") -> dict[str, Any]:
+def collect(
+    cells: Sequence[Mapping[str, Any]], budgets: Sequence[Any], seeds: Sequence[int], baseline: str = "real",
+) -> dict[str, Any]:
     """Rows per `protocol/arm` (budget order, then seed) and a summary of adoptions against `baseline`.
+
+    Only the report's grid (`budgets` x `seeds`) is listed, like every other table: an out_dir may hold
+    cells of other seeds or budgets from earlier runs.
 
     The baseline's accuracy is looked up by (budget, seed) under the same protocol first, then under
     any protocol (real only does not depend on the protocol, so the harness runs it under strict).
@@ -50,7 +55,8 @@ def collect(cells: Sequence[Mapping[str, Any]], budgets: Sequence[Any], baseline
             base.setdefault((c["protocol"], c["budget"], c["seed"]), c["accuracy"])
             base.setdefault((None, c["budget"], c["seed"]), c["accuracy"])
     order = {budget_key(b): i for i, b in enumerate(budgets)}
-    search = sorted((c for c in cells if is_search_cell(c) and budget_key(c["budget"]) in order),
+    search = sorted((c for c in cells
+                     if is_search_cell(c) and budget_key(c["budget"]) in order and c["seed"] in seeds),
                     key=lambda c: (c["protocol"], c["arm"], order[budget_key(c["budget"])], c["seed"]))
     out: dict[str, Any] = {}
     for c in search:

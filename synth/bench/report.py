@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -94,7 +95,7 @@ def analyse(
                          for c in cells if c.get("status") == "failed"],
         "missing_cells": _count(c for c in cells if c.get("status") == "missing"),
         "compute": _compute(cells),
-        "decisions": decisions.collect(cells, plan.budgets, baseline=BASELINE),
+        "decisions": decisions.collect(cells, plan.budgets, plan.seeds, baseline=BASELINE),
     }
 
 
@@ -133,14 +134,12 @@ def _checks(cells: list[dict]) -> dict[str, Any]:
 
 
 def _compute(cells: list[dict]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+    seconds: dict[str, list[float]] = {}
     for c in cells:
-        if c.get("status") != "ok":
-            continue
-        agg = out.setdefault(f"{c['protocol']}/{c['arm']}", {"seconds": 0.0, "cells": 0})
-        agg["seconds"] = round(agg["seconds"] + c.get("seconds", 0.0), 1)
-        agg["cells"] += 1
-    return out
+        if c.get("status") == "ok":
+            seconds.setdefault(f"{c['protocol']}/{c['arm']}", []).append(c.get("seconds", 0.0))
+    # exact sum, rounded once: rounding partial sums made the total depend on the order cells were read in
+    return {k: {"seconds": round(math.fsum(v), 1), "cells": len(v)} for k, v in seconds.items()}
 
 
 # ------------------------------------------------------------------------ writing
