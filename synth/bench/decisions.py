@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from synth.bench.protocol import budget_key
+from synth.bench.runner import BenchPlan, cells_for
 
 NOTHING = "nothing"
 #: a test difference this small is a tie (the same model: "nothing" retrains real only with its seed)
@@ -38,29 +39,22 @@ def _cv_gain(meta: Mapping[str, Any]) -> dict[str, Any]:
     return {"metric": "accuracy", "gain": cand.get("gain_vs_nothing"), "se": cand.get("gain_se")}
 
 
-def collect(
-    cells: Sequence[Mapping[str, Any]], budgets: Sequence[Any], seeds: Sequence[int], baseline: str = "real",
-) -> dict[str, Any]:
+def collect(cells: list[dict], plan: BenchPlan, baseline: str = "real") -> dict[str, Any]:
     """Rows per `protocol/arm` (budget order, then seed) and a summary of adoptions against `baseline`.
 
-    Only the report's grid (`budgets` x `seeds`) is listed, like every other table: an out_dir may hold
-    cells of other seeds or budgets from earlier runs.
-
-    The baseline's accuracy is looked up by (budget, seed) under the same protocol first, then under
-    any protocol (real only does not depend on the protocol, so the harness runs it under strict).
+    Only the report's grid (plan budgets x seeds) is listed, like every other table: an out_dir may hold
+    cells of other seeds or budgets from earlier runs. The baseline's cells are found as the curves find
+    them (`cells_for`: a protocol-independent arm such as real only reuses its strict cells).
     """
-    base: dict[tuple, float] = {}
-    for c in cells:
-        if c.get("arm") == baseline and c.get("status") == "ok":
-            base.setdefault((c["protocol"], c["budget"], c["seed"]), c["accuracy"])
-            base.setdefault((None, c["budget"], c["seed"]), c["accuracy"])
-    order = {budget_key(b): i for i, b in enumerate(budgets)}
-    search = sorted((c for c in cells
-                     if is_search_cell(c) and budget_key(c["budget"]) in order and c["seed"] in seeds),
-                    key=lambda c: (c["protocol"], c["arm"], order[budget_key(c["budget"])], c["seed"]))
+    search = sorted((c for c in cells if is_search_cell(c) and c["budget"] in plan.budgets and c["seed"] in plan.seeds),
+                    key=lambda c: (c["protocol"], c["arm"], plan.budgets.index(c["budget"]), c["seed"]))
+    base: dict[str, dict[tuple, float]] = {}
     out: dict[str, Any] = {}
     for c in search:
-        real = base.get((c["protocol"], c["budget"], c["seed"]), base.get((None, c["budget"], c["seed"])))
+        if c["protocol"] not in base:
+            base[c["protocol"]] = {(b["budget"], b["seed"]): b["accuracy"]
+                                   for b in cells_for(cells, c["protocol"], baseline) if b.get("status") == "ok"}
+        real = base[c["protocol"]].get((c["budget"], c["seed"]))
         diff = None if real is None else c["accuracy"] - real
         row = {"budget": budget_key(c["budget"]), "seed": c["seed"], "recipe": c["meta"]["recipe"],
                "cv": _cv_gain(c["meta"]), "test": c["accuracy"], "real": real, "diff": diff,

@@ -95,7 +95,7 @@ def analyse(
                          for c in cells if c.get("status") == "failed"],
         "missing_cells": _count(c for c in cells if c.get("status") == "missing"),
         "compute": _compute(cells),
-        "decisions": decisions.collect(cells, plan.budgets, plan.seeds, baseline=BASELINE),
+        "decisions": decisions.collect(cells, plan, baseline=BASELINE),
     }
 
 
