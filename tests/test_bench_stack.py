@@ -12,8 +12,9 @@ import pytest
 
 from synth.bench.protocol import POOL
 from synth.bench.runner import BenchPlan, run_grid
-from synth.bench.stack_arm import stack_params, wilson_lower
+from synth.bench.stack_arm import stack_params
 from synth.errors import ConfigError
+from synth.recipe.evidence import wilson_lower
 from synth.training import TrainConfig
 
 TINY_TRAIN = TrainConfig(steps=8, batch_size=16, width=4, hidden=16)

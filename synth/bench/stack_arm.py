@@ -72,6 +72,7 @@ from synth.bench.stack_cv import choose_after_al, fold_run, pl_benefit, precisio
 from synth.data.imageset import ImageSet
 from synth.errors import ConfigError
 from synth.recipe import AugPolicy, SearchBudget, SearchSpace, preset, search_recipe
+from synth.recipe.evidence import wilson_lower
 from synth.semi import SemiConfig, train_semi
 from synth.training import TrainConfig, train_classifier
 
@@ -101,16 +102,6 @@ def stack_params(params: Mapping[str, Any]) -> dict[str, Any]:
         if p["pl_gate"] != "after_al":
             raise ConfigError("bench.arms.stack.semi is decided by the after-AL CV: it needs pl_gate: after_al")
     return p
-
-
-def wilson_lower(correct: int, n: int, z: float = 1.0) -> float:
-    """Lower Wilson bound of a proportion: a precision from 20 kept images must not pass as 0.95."""
-    if n <= 0:
-        return 0.0
-    phat = correct / n
-    centre = phat + z * z / (2 * n)
-    spread = z * math.sqrt(phat * (1 - phat) / n + z * z / (4 * n * n))
-    return (centre - spread) / (1 + z * z / n)
 
 
 # ------------------------------------------------------------------ lever decisions (slice only)

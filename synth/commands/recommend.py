@@ -102,6 +102,7 @@ def run(cfg: DictConfig) -> RecipeResult:
             k_folds=int(search.k_folds), space=_space(search), train_cfg=train_cfg,
             min_gain=float(search.min_gain), progress=bool(cfg.progress), metric=str(search.metric),
             repeats=int(search.repeats), z=float(search.get("z", 1.0)),
+            semi_min_precision=_optional_float(search.get("semi_min_precision")),
         )
     overrides = f"data={cfg.data.name} budget.n_per_class={cfg.budget.n_per_class} seed={cfg.seed}"
     run_info = {"data": cfg.data.name, "n_labelled": len(splits.labelled), "n_unlabelled": 0 if pool is None else len(pool),
@@ -110,3 +111,7 @@ def run(cfg: DictConfig) -> RecipeResult:
     print(summary(result))
     print(f"report:       {paths['png']}  (evidence {paths['json'].name}, rerunnable {paths['yaml'].name})")
     return result
+
+
+def _optional_float(value: object) -> float | None:
+    return None if value is None else float(value)

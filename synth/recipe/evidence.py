@@ -8,6 +8,7 @@ lose accuracy beyond its own noise.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,9 @@ class Trial:
     notes: list[str] = field(default_factory=list)
     brier: np.ndarray = field(default_factory=lambda: np.zeros(0))
     log_loss: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    #: held-out predictions of every fold model, concatenated: top-class confidence and whether it was right
+    confidence: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    correct: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
     def values(self, metric: str) -> np.ndarray:
         """Per-fold values of `metric`, oriented so that higher is better."""
@@ -108,9 +112,33 @@ def beats(
     return acc_gain >= -(acc_se if np.isfinite(acc_se) else 0.0) - 1e-9
 
 
+def no_harm(
+    challenger: Trial, incumbent: Trial, metric: str = "accuracy", test_train_ratio: float | None = None,
+    z: float = 1.0,
+) -> bool:
+    """The challenger's paired CV gain is not negative beyond z standard errors, in `metric` and in accuracy.
+
+    Weaker than `beats` on purpose: used only where a second piece of evidence (the semi precision
+    gate) says the lever should help and the folds are too small to show it.
+    """
+    if not (challenger.complete and incumbent.complete):
+        return False
+    for m in dict.fromkeys((metric, "accuracy")):
+        gain, se = paired_gain(challenger, incumbent, m, test_train_ratio)
+        if not gain >= -(z * se if np.isfinite(se) else 0.0) - 1e-9:
+            return False
+    return True
+
+
 def fold_metrics(model: nn.Module, held: ImageSet) -> tuple[float, float, float]:
     """Validation accuracy, multi-class Brier score (sum over classes, in [0, 2]) and log-loss."""
     return proba_metrics(predict_proba(model, held.images), held.labels)
+
+
+def held_out(model: nn.Module, held: ImageSet) -> tuple[tuple[float, float, float], np.ndarray, np.ndarray]:
+    """`fold_metrics` plus each held-out image's top-class confidence and whether that class is right."""
+    proba = predict_proba(model, held.images)
+    return proba_metrics(proba, held.labels), proba.max(1), proba.argmax(1) == held.labels
 
 
 def proba_metrics(proba: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:
@@ -120,3 +148,25 @@ def proba_metrics(proba: np.ndarray, labels: np.ndarray) -> tuple[float, float, 
     p_true = np.clip(p[np.arange(len(p)), labels], 1e-7, 1.0)
     return (float((p.argmax(1) == labels).mean()), float(((p - onehot) ** 2).sum(1).mean()),
             float(-np.log(p_true).mean()))
+
+
+def wilson_lower(correct: int, n: int, z: float = 1.0) -> float:
+    """Lower Wilson bound of a proportion: a precision from 20 kept images must not pass as 0.95."""
+    if n <= 0:
+        return 0.0
+    phat = correct / n
+    centre = phat + z * z / (2 * n)
+    spread = z * math.sqrt(phat * (1 - phat) / n + z * z / (4 * n * n))
+    return (centre - spread) / (1 + z * z / n)
+
+
+def confident_precision(confidence: np.ndarray, correct: np.ndarray, threshold: float, z: float = 1.0) -> dict[str, Any]:
+    """How often held-out predictions at or above `threshold` confidence are right, with a Wilson lower bound.
+
+    Why: consistency training and pseudo-labels treat exactly those predictions as labels, so
+    their precision on labelled images the model did not see is direct evidence for the lever.
+    """
+    mask = np.asarray(confidence) >= threshold
+    kept, right = int(mask.sum()), int(np.asarray(correct)[mask].sum())
+    return {"threshold": float(threshold), "kept": kept, "correct": right,
+            "precision": right / kept if kept else 0.0, "lower": wilson_lower(right, kept, z)}

@@ -1,0 +1,142 @@
+"""Design check of the recipe search's semi precision gate on a dev split — never the test set.
+
+The question: at 5-20 labels per class, 3-fold CV inside the budget often cannot *see* a gain of
+consistency training (on digits n = 10 real only scores ~97-98 % on its ~33-image held-out folds,
+so there are 2-3 errors for a lever to fix), while consistency training gains several points on
+new images. Consistency training trusts the model's predictions above `threshold` as labels, so
+a second, cheaper piece of evidence is whether those predictions are right: the precision of
+the "nothing" fold models' held-out predictions at that threshold (already computed by the
+search's first trial). This check prints, per draw, that precision (and its Wilson lower bound)
+beside the dev accuracy of real only and of consistency training trained on the whole budget,
+so the gate's floor is set on dev data, not on the harness's test set.
+
+Dev images are held out of everything (labelled draws, pools, training): benchmarks/dev_split.py.
+
+    python benchmarks/semi_gate_check.py --data digits --ns 5 10 20 --seeds 0 1 2 3 --semi-dev
+    python benchmarks/semi_gate_check.py --data fashion_mnist --ns 5 20 --seeds 0 1 2 3
+
+`--bench-draws` reads the harness's own labelled draws (`synth bench` cells of those budgets and
+seeds) instead of dev-split draws, and only them: it says where the gate can open in a benchmark
+before it runs, from the labelled images alone (no dev, pool or test image is read).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+from dev_split import DEV_SIZE, REPO, RESULTS, dev_split, semi_config, write_results
+from omegaconf import OmegaConf
+
+from synth.bench.protocol import split_for
+from synth.config import build
+from synth.cv import stratified_folds
+from synth.data import draw_budget
+from synth.recipe import preset
+from synth.recipe.evidence import confident_precision
+from synth.semi import train_semi
+from synth.training import TrainConfig, accuracy, predict_proba, train_classifier
+
+THRESHOLDS = (0.9, 0.95)
+
+
+def oof_predictions(labelled, cfg: TrainConfig, seed: int, k: int = 3, policy: str = "none") -> tuple[np.ndarray, np.ndarray]:
+    """Held-out (confidence, correct) of fold models on the search's own folds and seeds.
+
+    `policy`: the incumbent semi would sit on, as the search names it ("none", "strong", "strong@p0.5").
+    """
+    name, _, prob = policy.partition("@p")
+    pol = preset(name) if not prob else preset(name).with_prob(float(prob))
+    augment = None if pol.is_none else pol.build()
+    conf, right = [], []
+    for i, val in enumerate(stratified_folds(labelled.labels, k, seed)):
+        train_idx = np.setdiff1d(np.arange(len(labelled)), val)
+        model = train_classifier(labelled.subset(train_idx), cfg, seed=seed * 1000 + i, augment=augment)
+        proba = predict_proba(model, labelled.images[val])
+        conf.append(proba.max(1))
+        right.append(proba.argmax(1) == labelled.labels[val])
+    return np.concatenate(conf), np.concatenate(right)
+
+
+def run(data: str, ns: list[int], seeds: list[int], semi_dev: bool, semi_overrides: list[str],
+        bench_draws: bool = False, policy: str = "none") -> list[dict]:
+    if bench_draws:
+        source = build(OmegaConf.load(REPO / "conf" / "data" / f"{data}.yaml"), "data")
+    else:
+        dev, rest = dev_split(data)
+    cfg, semi = TrainConfig(), semi_config(semi_overrides)
+    rows = []
+    for n in ns:
+        for seed in seeds:
+            if bench_draws:
+                labelled, unlabelled = split_for(source, n, seed).labelled, None
+            else:
+                labelled, unlabelled = draw_budget(rest, n_per_class=n, seed=seed)
+            conf, right = oof_predictions(labelled, cfg, seed, policy=policy)
+            row: dict = {"n": n, "seed": seed, "policy": policy, "held_out": int(len(conf))}
+            for t in THRESHOLDS:
+                row[f"p{t}"] = confident_precision(conf, right, t)
+            if bench_draws:
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+                continue
+            row["real_dev"] = accuracy(train_classifier(labelled, cfg, seed=seed), dev)
+            if semi_dev:
+                t0 = time.perf_counter()
+                row["semi_dev"] = accuracy(train_semi(labelled, unlabelled, cfg, semi, seed=seed), dev)
+                row["semi_seconds"] = round(time.perf_counter() - t0, 1)
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    return rows
+
+
+def table(rows: list[dict], data: str, command: str, bench_draws: bool = False) -> str:
+    head = " | ".join(f"kept / correct @ {t}: precision, Wilson lower (z = 1)" for t in THRESHOLDS)
+    where = (f"the harness's labelled draws of {data} (only they are read: no dev, pool or test image)" if bench_draws
+             else f"a dev split of the {data} pool")
+    lines = [f"# Semi precision gate on {where}", "",
+             f"Command: `{command}` (1 torch thread). "
+             + ("" if bench_draws else f"Dev: {DEV_SIZE[data]} pool images held out of everything; the test set is not read. ")
+             + "Precision: real-only fold models (3 folds, the search's seeds) on their held-out labelled images.", "",
+             f"| n/class | seed | held out | {head} |" + ("" if bench_draws else " real (dev) | semi (dev) | semi − real |"),
+             "|---|---|---|" + "---|" * len(THRESHOLDS) + ("" if bench_draws else "---|---|---|")]
+    for r in rows:
+        cells = [f"{r[f'p{t}']['kept']} / {r[f'p{t}']['correct']}: {r[f'p{t}']['precision']:.3f}, "
+                 f"{r[f'p{t}']['lower']:.3f}" for t in THRESHOLDS]
+        semi, real = r.get("semi_dev"), r.get("real_dev")
+        dev = "" if bench_draws else (f" {real:.3f} | " + (f"{semi:.3f} | {100 * (semi - real):+.1f} |" if semi is not None
+                                                          else "– | – |"))
+        lines.append(f"| {r['n']} | {r['seed']} | {r['held_out']} | " + " | ".join(cells) + " |" + dev)
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="digits", choices=sorted(DEV_SIZE))
+    ap.add_argument("--ns", type=int, nargs="+", default=[5, 10, 20])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
+    ap.add_argument("--semi-dev", action="store_true", help="also train consistency training on the whole budget")
+    ap.add_argument("--bench-draws", action="store_true", help="the harness's labelled draws, precision only")
+    ap.add_argument("--policy", default="none", help="the fold models' augmentation, e.g. strong@p0.5 (default none)")
+    ap.add_argument("--semi", nargs="*", default=["align=true"], metavar="KEY=VALUE",
+                    help="override conf/semi/default.yaml (default: align=true, recommend's first candidate)")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    if args.bench_draws and args.semi_dev:
+        ap.error("--bench-draws reads labelled images only: it cannot train semi on a pool or score it")
+    rows = run(args.data, args.ns, args.seeds, args.semi_dev, args.semi, args.bench_draws, args.policy)
+    command = "python benchmarks/semi_gate_check.py " + " ".join(
+        [f"--data {args.data}", "--ns", *map(str, args.ns), "--seeds", *map(str, args.seeds)]
+        + (["--semi-dev"] if args.semi_dev else []) + (["--bench-draws"] if args.bench_draws else [])
+        + ([f"--policy {args.policy}"] if args.policy != "none" else [])
+        + ["--semi", *args.semi])
+    stem = (f"semi_gate_check_{args.data}" + ("_bench_draws" if args.bench_draws else "")
+            + (f"_{args.policy.replace('@', '_').replace('.', '')}" if args.policy != "none" else ""))
+    write_results(RESULTS / stem, command, semi_config(args.semi), rows, table(rows, args.data, command, args.bench_draws))
+
+
+if __name__ == "__main__":
+    main()

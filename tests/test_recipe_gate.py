@@ -1,0 +1,92 @@
+"""The recipe search's semi precision gate: a second route for consistency training whose CV gain is noise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from synth.data import ImageSet
+from synth.errors import ConfigError
+from synth.recipe import Recipe, SearchBudget, SearchSpace, search_recipe
+from synth.recipe.evidence import Trial, confident_precision, no_harm, wilson_lower
+from synth.recipe.recipe import TrainContext
+from synth.recipe.search import _Search, make_folds
+from synth.semi import SemiConfig
+from tests.test_recipe import NO_LEVERS, SMALL_TRAIN
+
+
+@pytest.fixture(scope="module")
+def small(digits_splits) -> ImageSet:
+    """4 labelled digits per class."""
+    ls = digits_splits.labelled
+    return ls.subset(np.concatenate([np.flatnonzero(ls.labels == c)[:4] for c in range(ls.n_classes)]))
+
+
+SEMI = Recipe(semi=SemiConfig(steps=20, unlabelled_ratio=1, threshold=0.9))
+
+
+def _incumbent(kept_right: int, kept_wrong: int, unsure: int = 10) -> Trial:
+    """"nothing" with held-out predictions: `kept_*` at confidence 0.97, `unsure` at 0.5."""
+    conf = np.r_[np.full(kept_right + kept_wrong, 0.97), np.full(unsure, 0.5)]
+    right = np.r_[np.ones(kept_right, bool), np.zeros(kept_wrong, bool), np.ones(unsure, bool)]
+    return Trial(Recipe(), "baseline", np.array([0.9, 0.9, 0.95]), 0.0, brier=np.array([0.10, 0.12, 0.08]),
+                 confidence=conf, correct=right)
+
+
+def _semi(brier: list[float], acc: list[float]) -> Trial:
+    return Trial(SEMI, "semi", np.array(acc), 0.0, brier=np.array(brier))
+
+
+def test_confident_precision_counts_only_predictions_at_or_above_the_threshold():
+    p = confident_precision(np.array([0.99, 0.95, 0.94, 0.5]), np.array([True, False, True, True]), 0.95)
+    assert (p["kept"], p["correct"], p["precision"]) == (2, 1, 0.5)
+    assert p["lower"] == pytest.approx(wilson_lower(1, 2)) and p["lower"] < 0.5
+    assert confident_precision(np.zeros(3), np.ones(3, bool), 0.9)["kept"] == 0
+    assert wilson_lower(40, 40) > 0.97 > wilson_lower(39, 40) > 0.9 > wilson_lower(30, 40)
+
+
+def test_no_harm_rejects_a_loss_beyond_its_noise_in_the_metric_or_in_accuracy():
+    base = _incumbent(40, 0)
+    assert no_harm(_semi([0.11, 0.11, 0.09], [0.9, 0.9, 0.95]), base, "brier")  # within the noise
+    assert not no_harm(_semi([0.13, 0.15, 0.11], [0.9, 0.9, 0.95]), base, "brier")  # worse on every fold
+    assert not no_harm(_semi([0.10, 0.12, 0.08], [0.85, 0.86, 0.9]), base, "brier")  # same Brier, lost accuracy
+    assert not no_harm(Trial(SEMI, "semi", np.array([0.9]), 0.0, complete=False), base, "brier")
+
+
+@pytest.mark.parametrize(("right", "wrong", "brier", "adopted"), [
+    (40, 0, [0.11, 0.11, 0.09], True),    # precise confident predictions, gain within the noise: adopt
+    (39, 1, [0.11, 0.11, 0.09], True),    # 39 / 40: Wilson lower bound 0.94 >= 0.9
+    (30, 10, [0.11, 0.11, 0.09], False),  # 75 % precise: the gate stays shut
+    (40, 0, [0.13, 0.15, 0.11], False),   # precise, but the CV shows harm
+    (5, 0, [0.11, 0.11, 0.09], False),    # 5 / 5 right is too few to bound precision above 0.9
+])
+def test_the_precision_gate_needs_precise_confident_predictions_and_no_harm(small, right, wrong, brier, adopted):
+    folds, _ = make_folds(small, 3, 0)
+    s = _Search(small, None, folds, 0, TrainContext(train_cfg=SMALL_TRAIN), SearchBudget(None, None), False,
+                metric="brier", semi_min_precision=0.9)
+    g = s.precision_gate(_semi(brier, [0.9, 0.9, 0.95]), _incumbent(right, wrong))
+    assert g["adopted"] is adopted and g["route"] == ("precision gate" if adopted else None)
+    assert (g["gate"]["kept"], g["gate"]["correct"], g["gate"]["threshold"]) == (right + wrong, right, 0.9)
+
+
+def test_search_routes_semi_through_the_gate_and_says_so(small, digits_splits):
+    """Wiring: the same trials with the gate off, shut (floor 1.0) and open (floor 0: no-harm alone decides).
+
+    Here semi's CV gain is far inside its noise (-0.03 +- 0.09 Brier on 4-image-per-class folds), so
+    the gain route declines it and only the gate can adopt it.
+    """
+    semi = SemiConfig(steps=100, unlabelled_ratio=1, threshold=0.9)
+    pool = digits_splits.unlabelled.subset(np.arange(200))
+    kw = dict(budget=SearchBudget(None, None), k_folds=3, space=SearchSpace(**NO_LEVERS, semi=(semi,)),
+              train_cfg=SMALL_TRAIN, progress=False)
+    off, shut, open_ = (search_recipe(small, pool, semi_min_precision=f, **kw) for f in (None, 1.0, 0.0))
+    assert [t.brier.tolist() for t in off.trials] == [t.brier.tolist() for t in open_.trials]  # same evidence
+    assert off.contributions["semi"]["route"] is None and "gate" not in off.contributions["semi"]
+    assert off.recipe.is_nothing and shut.recipe.is_nothing
+    assert shut.contributions["semi"]["gate"]["opens"] is False
+    g = open_.contributions["semi"]
+    assert g["route"] == "precision gate" and g["adopted"] and g["gate"]["kept"] == len(open_.trials[0].confidence[
+        open_.trials[0].confidence >= 0.9])
+    assert open_.recipe.semi == semi and "adopted by the precision gate" in open_.reason
+    with pytest.raises(ConfigError, match="semi_min_precision"):
+        search_recipe(small, pool, semi_min_precision=1.5, **kw)
