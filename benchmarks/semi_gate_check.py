@@ -121,6 +121,7 @@ def main() -> None:
     ap.add_argument("--semi-dev", action="store_true", help="also train consistency training on the whole budget")
     ap.add_argument("--bench-draws", action="store_true", help="the harness's labelled draws, precision only")
     ap.add_argument("--policy", default="none", help="the fold models' augmentation, e.g. strong@p0.5 (default none)")
+    ap.add_argument("--tag", default=None, help="results file stem (default semi_gate_check_<data>[_bench_draws][_<policy>])")
     ap.add_argument("--semi", nargs="*", default=["align=true"], metavar="KEY=VALUE",
                     help="override conf/semi/default.yaml (default: align=true, recommend's first candidate)")
     args = ap.parse_args()
@@ -131,9 +132,9 @@ def main() -> None:
     command = "python benchmarks/semi_gate_check.py " + " ".join(
         [f"--data {args.data}", "--ns", *map(str, args.ns), "--seeds", *map(str, args.seeds)]
         + (["--semi-dev"] if args.semi_dev else []) + (["--bench-draws"] if args.bench_draws else [])
-        + ([f"--policy {args.policy}"] if args.policy != "none" else [])
+        + ([f"--policy {args.policy}"] if args.policy != "none" else []) + ([f"--tag {args.tag}"] if args.tag else [])
         + ["--semi", *args.semi])
-    stem = (f"semi_gate_check_{args.data}" + ("_bench_draws" if args.bench_draws else "")
+    stem = args.tag or (f"semi_gate_check_{args.data}" + ("_bench_draws" if args.bench_draws else "")
             + (f"_{args.policy.replace('@', '_').replace('.', '')}" if args.policy != "none" else ""))
     write_results(RESULTS / stem, command, semi_config(args.semi), rows, table(rows, args.data, command, args.bench_draws))
 

@@ -183,8 +183,11 @@ def test_recommend_config_passes_aug_probs_and_semi_to_the_search_space(tmp_path
 
     spaces = []
 
+    floors = []
+
     def fake_search(*args, space: SearchSpace, **kwargs):
         spaces.append(space)
+        floors.append(kwargs["semi_min_precision"])
         raise Searched
 
     monkeypatch.setattr(recommend, "search_recipe", fake_search)
@@ -212,7 +215,10 @@ def test_recommend_config_passes_aug_probs_and_semi_to_the_search_space(tmp_path
             recommend.run(compose("recommend", overrides=[*common, "search.semi=[{treshold: 0.9}]"]))
         with pytest.raises(ConfigError, match="listed twice"):
             recommend.run(compose("recommend", overrides=[*common, "search.semi=[{steps: 5},{steps: 5}]"]))
-    assert len(spaces) == 4
+        # the semi precision gate: on at the shipped floor, off with null
+        with pytest.raises(Searched):
+            recommend.run(compose("recommend", overrides=[*common, "search.semi_min_precision=null"]))
+    assert len(spaces) == 5 and floors == [0.9, 0.9, 0.9, 0.9, None]
 
 
 def test_bad_recipe_input(tmp_path):
@@ -330,17 +336,24 @@ def test_auto_arm_settings_come_from_the_yaml_only(tmp_path):
         arm_params("auto_fast", incomplete)
 
 
-def test_auto_align_arm_tries_the_semi_candidates_recommend_ships():
-    """auto_align exists to measure recommend's semi stage in the harness: the two must not drift apart."""
+@pytest.mark.parametrize("name", ["auto_align", "auto_gate"])
+def test_auto_align_and_gate_arms_try_the_semi_stage_recommend_ships(name):
+    """They exist to measure recommend's semi stage in the harness: the two must not drift apart.
+
+    auto_gate is recommend's whole semi stage (candidates, budget and precision gate); auto_align the
+    same without the gate (its cells were measured before the gate existed).
+    """
     from synth.recipe.bench_arm import arm_params, search_settings
 
     base = OmegaConf.load(CONF / "bench" / "base.yaml")
-    arm = OmegaConf.to_container(base.arms.auto_align, resolve=True)
+    arm = OmegaConf.to_container(base.arms[name], resolve=True)
     recommend = OmegaConf.load(CONF / "recommend.yaml").search
     shipped = semi_candidates(recommend.semi)
-    space = search_settings(arm_params("auto_align", arm), TrainConfig())["space"]
-    assert space.semi == shipped and all(c.align for c in shipped) and len(shipped) == 2
+    settings = search_settings(arm_params(name, arm), TrainConfig())
+    assert settings["space"].semi == shipped and all(c.align for c in shipped) and len(shipped) == 2
     assert arm["max_seconds"] == recommend.max_seconds
+    gate = recommend.semi_min_precision if name == "auto_gate" else None
+    assert settings["semi_min_precision"] == gate and (name == "auto_align" or gate == 0.9)
 
 
 def test_semi_recipe_serialises_only_when_on_and_excludes_a_source(tmp_path):

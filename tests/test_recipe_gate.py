@@ -88,5 +88,9 @@ def test_search_routes_semi_through_the_gate_and_says_so(small, digits_splits):
     assert g["route"] == "precision gate" and g["adopted"] and g["gate"]["kept"] == len(open_.trials[0].confidence[
         open_.trials[0].confidence >= 0.9])
     assert open_.recipe.semi == semi and "adopted by the precision gate" in open_.reason
+    from synth.commands.recommend import summary
+
+    assert "(adopted by the precision gate, 1 tried)" in summary(open_)
+    assert "(not adopted, 1 tried)" in summary(shut)
     with pytest.raises(ConfigError, match="semi_min_precision"):
         search_recipe(small, pool, semi_min_precision=1.5, **kw)

@@ -14,6 +14,7 @@ from typing import Any
 
 from synth.bench.protocol import budget_key
 from synth.bench.runner import BenchPlan, cells_for
+from synth.recipe.search import GATE_REASON
 
 NOTHING = "nothing"
 #: a test difference this small is a tie (the same model: "nothing" retrains real only with its seed)
@@ -39,6 +40,13 @@ def _cv_gain(meta: Mapping[str, Any]) -> dict[str, Any]:
     return {"metric": "accuracy", "gain": cand.get("gain_vs_nothing"), "se": cand.get("gain_se")}
 
 
+def _route(meta: Mapping[str, Any]) -> str | None:
+    """How the chosen recipe was adopted: "gain" (it beat real only in CV) or "precision gate" (semi only)."""
+    if meta["recipe"] == NOTHING:
+        return None
+    return "precision gate" if str(meta.get("reason", "")).startswith(GATE_REASON) else "gain"
+
+
 def collect(cells: list[dict], plan: BenchPlan, baseline: str = "real") -> dict[str, Any]:
     """Rows per `protocol/arm` (budget order, then seed) and a summary of adoptions against `baseline`.
 
@@ -57,7 +65,7 @@ def collect(cells: list[dict], plan: BenchPlan, baseline: str = "real") -> dict[
         real = base[c["protocol"]].get((c["budget"], c["seed"]))
         diff = None if real is None else c["accuracy"] - real
         row = {"budget": budget_key(c["budget"]), "seed": c["seed"], "recipe": c["meta"]["recipe"],
-               "cv": _cv_gain(c["meta"]), "test": c["accuracy"], "real": real, "diff": diff,
+               "route": _route(c["meta"]), "cv": _cv_gain(c["meta"]), "test": c["accuracy"], "real": real, "diff": diff,
                "search_seconds": c["meta"].get("search_seconds")}
         out.setdefault(f"{c['protocol']}/{c['arm']}", {"rows": []})["rows"].append(row)
     for entry in out.values():
@@ -98,7 +106,8 @@ def markdown(decisions: Mapping[str, Any]) -> list[str]:
     lines = ["## Recipe-search decisions (per cell)", "",
              "What each recipe-search cell adopted, its paired CV gain over \"nothing\" in the decision metric "
              "(inside the labelled budget), and its test accuracy next to real only on the same labels and seed. "
-             "\"nothing\" retrains real only, so it ties exactly.", "",
+             "\"nothing\" retrains real only, so it ties exactly. *(gate)*: semi adopted by the precision gate "
+             "(CV gain within its noise, no harm, confident held-out predictions precise; docs/recipe.md).", "",
              "| protocol/arm | cells | adopted a lever | adopted: above / tied / below real on test | "
              "worst · best difference |", "|---|---|---|---|---|"]
     for key, entry in decisions.items():
@@ -109,6 +118,7 @@ def markdown(decisions: Mapping[str, Any]) -> list[str]:
               "|---|---|---|---|---|---|---|---|"]
     for key, entry in decisions.items():
         for r in entry["rows"]:
-            lines.append(f"| {key} | {r['budget']} | {r['seed']} | {r['recipe']} | {_fmt_cv(r['cv'])} | "
+            chose = r["recipe"] + (" *(gate)*" if r.get("route") == "precision gate" else "")
+            lines.append(f"| {key} | {r['budget']} | {r['seed']} | {chose} | {_fmt_cv(r['cv'])} | "
                          f"{r['test']:.4f} | {_fmt(r['real'], '.4f')} | {_fmt(r['diff'], '+.4f')} |")
     return lines + [""]

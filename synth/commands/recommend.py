@@ -72,7 +72,8 @@ def summary(result: RecipeResult) -> str:
         if not rec.get("tried"):
             lines.append(f"  {lever:<13} not tried")
             continue
-        verdict = "adopted" if rec["adopted"] else "not adopted"
+        verdict = ("adopted" + (" by the precision gate" if rec.get("route") == "precision gate" else "")
+                   if rec["adopted"] else "not adopted")
         acc = f"[{100 * rec['acc_gain']:+.1f} +- {100 * rec['acc_gain_se']:.1f}]" if "acc_gain" in rec else ""
         lines.append(f"  {lever:<13} {rec['gain']:+.4f} +- {rec['gain_se']:.4f} {acc}  best: {rec['best']}"
                      f"  ({verdict}, {rec['tried']} tried)")

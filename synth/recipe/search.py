@@ -44,6 +44,8 @@ from synth.semi import SemiConfig, semi_candidates
 from synth.training import TrainConfig
 
 _POLICY_STREAM = 29
+#: how a recipe adopted through the semi precision gate starts its reason (synth.bench.decisions reads it)
+GATE_REASON = "consistency training adopted by the precision gate"
 LEVERS = ("augmentation", "semi", "source", "mix", "ssl")
 
 
@@ -416,7 +418,7 @@ def search_recipe(
     reason = _reason(inc, nothing, metric, ratio, k_folds, repeats)
     if gated:
         g = contributions["semi"]["gate"]
-        reason = (f"consistency training adopted by the precision gate: {g['correct']} of {g['kept']} held-out "
+        reason = (f"{GATE_REASON}: {g['correct']} of {g['kept']} held-out "
                   f"predictions at confidence >= {g['threshold']} were right (Wilson lower bound {g['lower']:.3f} >= "
                   f"{g['min_precision']}) and CV shows no harm; " + reason.replace("beats real only: ", "vs real only: "))
     return RecipeResult(inc.recipe, s.trials, contributions, time.perf_counter() - started, k_folds, seed,
