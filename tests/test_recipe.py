@@ -218,7 +218,7 @@ def test_recommend_config_passes_aug_probs_and_semi_to_the_search_space(tmp_path
         # the semi precision gate: on at the shipped floor, off with null
         with pytest.raises(Searched):
             recommend.run(compose("recommend", overrides=[*common, "search.semi_min_precision=null"]))
-    assert len(spaces) == 5 and floors == [0.9, 0.9, 0.9, 0.9, None]
+    assert len(spaces) == 5 and floors == [0.95, 0.95, 0.95, 0.95, None]
 
 
 def test_bad_recipe_input(tmp_path):
@@ -353,7 +353,7 @@ def test_auto_align_and_gate_arms_try_the_semi_stage_recommend_ships(name):
     assert settings["space"].semi == shipped and all(c.align for c in shipped) and len(shipped) == 2
     assert arm["max_seconds"] == recommend.max_seconds
     gate = recommend.semi_min_precision if name == "auto_gate" else None
-    assert settings["semi_min_precision"] == gate and (name == "auto_align" or gate == 0.9)
+    assert settings["semi_min_precision"] == gate and (name == "auto_align" or gate == 0.95)
 
 
 def test_semi_recipe_serialises_only_when_on_and_excludes_a_source(tmp_path):
