@@ -35,8 +35,8 @@ from synth.bench.protocol import split_for
 from synth.config import build
 from synth.cv import stratified_folds
 from synth.data import draw_budget
-from synth.recipe import preset
-from synth.recipe.evidence import confident_precision
+from synth.recipe import Recipe, evaluate_recipes, preset
+from synth.recipe.evidence import confident_precision, no_harm, paired_gain
 from synth.semi import train_semi
 from synth.training import TrainConfig, accuracy, predict_proba, train_classifier
 
@@ -62,7 +62,7 @@ def oof_predictions(labelled, cfg: TrainConfig, seed: int, k: int = 3, policy: s
 
 
 def run(data: str, ns: list[int], seeds: list[int], semi_dev: bool, semi_overrides: list[str],
-        bench_draws: bool = False, policy: str = "none") -> list[dict]:
+        bench_draws: bool = False, policy: str = "none", semi_cv: bool = False) -> list[dict]:
     if bench_draws:
         source = build(OmegaConf.load(REPO / "conf" / "data" / f"{data}.yaml"), "data")
     else:
@@ -84,6 +84,13 @@ def run(data: str, ns: list[int], seeds: list[int], semi_dev: bool, semi_overrid
                 rows.append(row)
                 continue
             row["real_dev"] = accuracy(train_classifier(labelled, cfg, seed=seed), dev)
+            if semi_cv:  # the gate's other half: would the search's CV have shown semi's harm?
+                t0 = time.perf_counter()
+                res = evaluate_recipes(labelled, [Recipe(semi=semi)], unlabelled, seed=seed, k_folds=3, train_cfg=cfg)
+                nothing, trial = res.trials[0], res.trials[1]
+                row["semi_cv"] = {"brier_gain": paired_gain(trial, nothing, "brier"),
+                                  "acc_gain": paired_gain(trial, nothing, "accuracy"),
+                                  "no_harm": no_harm(trial, nothing, "brier"), "seconds": round(time.perf_counter() - t0, 1)}
             if semi_dev:
                 t0 = time.perf_counter()
                 row["semi_dev"] = accuracy(train_semi(labelled, unlabelled, cfg, semi, seed=seed), dev)
@@ -110,6 +117,15 @@ def table(rows: list[dict], data: str, command: str, bench_draws: bool = False) 
         dev = "" if bench_draws else (f" {real:.3f} | " + (f"{semi:.3f} | {100 * (semi - real):+.1f} |" if semi is not None
                                                           else "– | – |"))
         lines.append(f"| {r['n']} | {r['seed']} | {r['held_out']} | " + " | ".join(cells) + " |" + dev)
+    cv = [r for r in rows if "semi_cv" in r]
+    if cv:
+        lines += ["", "Semi beside real only on the search's 3 folds (paired gain ± SE; no harm: both >= -1 SE):", "",
+                  "| n/class | seed | Brier gain | accuracy gain (points) | no harm | seconds |", "|---|---|---|---|---|---|"]
+        for r in cv:
+            c = r["semi_cv"]
+            (b, bse), (a, ase) = c["brier_gain"], c["acc_gain"]
+            lines.append(f"| {r['n']} | {r['seed']} | {b:+.4f} ± {bse:.4f} | {100 * a:+.1f} ± {100 * ase:.1f} | "
+                         f"{'yes' if c['no_harm'] else 'no'} | {c['seconds']:.0f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -120,18 +136,21 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     ap.add_argument("--semi-dev", action="store_true", help="also train consistency training on the whole budget")
     ap.add_argument("--bench-draws", action="store_true", help="the harness's labelled draws, precision only")
+    ap.add_argument("--semi-cv", action="store_true",
+                    help="also score semi beside real only on the search's 3 folds (paired gain, the gate's no-harm test)")
     ap.add_argument("--policy", default="none", help="the fold models' augmentation, e.g. strong@p0.5 (default none)")
     ap.add_argument("--tag", default=None, help="results file stem (default semi_gate_check_<data>[_bench_draws][_<policy>])")
     ap.add_argument("--semi", nargs="*", default=["align=true"], metavar="KEY=VALUE",
                     help="override conf/semi/default.yaml (default: align=true, recommend's first candidate)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    if args.bench_draws and args.semi_dev:
+    if args.bench_draws and (args.semi_dev or args.semi_cv):
         ap.error("--bench-draws reads labelled images only: it cannot train semi on a pool or score it")
-    rows = run(args.data, args.ns, args.seeds, args.semi_dev, args.semi, args.bench_draws, args.policy)
+    rows = run(args.data, args.ns, args.seeds, args.semi_dev, args.semi, args.bench_draws, args.policy, args.semi_cv)
     command = "python benchmarks/semi_gate_check.py " + " ".join(
         [f"--data {args.data}", "--ns", *map(str, args.ns), "--seeds", *map(str, args.seeds)]
-        + (["--semi-dev"] if args.semi_dev else []) + (["--bench-draws"] if args.bench_draws else [])
+        + (["--semi-dev"] if args.semi_dev else []) + (["--semi-cv"] if args.semi_cv else [])
+        + (["--bench-draws"] if args.bench_draws else [])
         + ([f"--policy {args.policy}"] if args.policy != "none" else []) + ([f"--tag {args.tag}"] if args.tag else [])
         + ["--semi", *args.semi])
     stem = args.tag or (f"semi_gate_check_{args.data}" + ("_bench_draws" if args.bench_draws else "")
