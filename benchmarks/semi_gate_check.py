@@ -26,39 +26,19 @@ import argparse
 import json
 import time
 
-import numpy as np
 import torch
 from dev_split import DEV_SIZE, REPO, RESULTS, dev_split, semi_config, write_results
 from omegaconf import OmegaConf
 
 from synth.bench.protocol import split_for
 from synth.config import build
-from synth.cv import stratified_folds
 from synth.data import draw_budget
 from synth.recipe import Recipe, evaluate_recipes, preset
 from synth.recipe.evidence import confident_precision, no_harm, paired_gain
 from synth.semi import train_semi
-from synth.training import TrainConfig, accuracy, predict_proba, train_classifier
+from synth.training import TrainConfig, accuracy, train_classifier
 
 THRESHOLDS = (0.9, 0.95)
-
-
-def oof_predictions(labelled, cfg: TrainConfig, seed: int, k: int = 3, policy: str = "none") -> tuple[np.ndarray, np.ndarray]:
-    """Held-out (confidence, correct) of fold models on the search's own folds and seeds.
-
-    `policy`: the incumbent semi would sit on, as the search names it ("none", "strong", "strong@p0.5").
-    """
-    name, _, prob = policy.partition("@p")
-    pol = preset(name) if not prob else preset(name).with_prob(float(prob))
-    augment = None if pol.is_none else pol.build()
-    conf, right = [], []
-    for i, val in enumerate(stratified_folds(labelled.labels, k, seed)):
-        train_idx = np.setdiff1d(np.arange(len(labelled)), val)
-        model = train_classifier(labelled.subset(train_idx), cfg, seed=seed * 1000 + i, augment=augment)
-        proba = predict_proba(model, labelled.images[val])
-        conf.append(proba.max(1))
-        right.append(proba.argmax(1) == labelled.labels[val])
-    return np.concatenate(conf), np.concatenate(right)
 
 
 def run(data: str, ns: list[int], seeds: list[int], semi_dev: bool, semi_overrides: list[str],
@@ -75,7 +55,12 @@ def run(data: str, ns: list[int], seeds: list[int], semi_dev: bool, semi_overrid
                 labelled, unlabelled = split_for(source, n, seed).labelled, None
             else:
                 labelled, unlabelled = draw_budget(rest, n_per_class=n, seed=seed)
-            conf, right = oof_predictions(labelled, cfg, seed, policy=policy)
+            # the search's own fold models: its folds, seeds and held-out (confidence, correct)
+            recipes = [Recipe(semi=semi)] if semi_cv and policy == "none" else []
+            t0 = time.perf_counter()
+            res = evaluate_recipes(labelled, recipes, unlabelled, seed=seed, k_folds=3, train_cfg=cfg,
+                                   baseline=Recipe(policy=preset(policy)))
+            conf, right = res.trials[0].confidence, res.trials[0].correct
             row: dict = {"n": n, "seed": seed, "policy": policy, "held_out": int(len(conf))}
             for t in THRESHOLDS:
                 row[f"p{t}"] = confident_precision(conf, right, t)
@@ -85,8 +70,10 @@ def run(data: str, ns: list[int], seeds: list[int], semi_dev: bool, semi_overrid
                 continue
             row["real_dev"] = accuracy(train_classifier(labelled, cfg, seed=seed), dev)
             if semi_cv:  # the gate's other half: would the search's CV have shown semi's harm?
-                t0 = time.perf_counter()
-                res = evaluate_recipes(labelled, [Recipe(semi=semi)], unlabelled, seed=seed, k_folds=3, train_cfg=cfg)
+                if policy != "none":  # semi is scored against real only, as the gate's no-harm test does
+                    t0 = time.perf_counter()
+                    res = evaluate_recipes(labelled, [Recipe(semi=semi)], unlabelled, seed=seed, k_folds=3,
+                                           train_cfg=cfg)
                 nothing, trial = res.trials[0], res.trials[1]
                 row["semi_cv"] = {"brier_gain": paired_gain(trial, nothing, "brier"),
                                   "acc_gain": paired_gain(trial, nothing, "accuracy"),

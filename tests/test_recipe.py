@@ -21,6 +21,7 @@ from synth.recipe import (
     Trial,
     evaluate_recipes,
     load_recipe,
+    preset,
     rand_policy,
     search_recipe,
     train_with,
@@ -230,6 +231,31 @@ def test_bad_recipe_input(tmp_path):
         Recipe(filter_quantile=1.5)
     with pytest.raises(ConfigError, match="unknown augmentation op"):
         rand_policy(["teleport"], 0.5)
+
+
+def test_a_policy_name_the_search_prints_builds_that_policy():
+    half = preset("strong").with_prob(0.5)
+    assert half.name == "strong@p0.5" and preset(half.name) == half  # same ops, share and name
+    assert preset("light@p1").name == "light" and preset("light@p1").prob == 1.0
+    with pytest.raises(ConfigError, match="expected <preset>@p<share>"):
+        preset("strong@phalf")
+    with pytest.raises(ConfigError, match="prob must be in"):
+        preset("strong@p1.5")
+    with pytest.raises(ConfigError, match="unknown augmentation preset"):
+        preset("sparkle@p0.5")
+
+
+def test_evaluate_recipes_against_another_baseline(small):
+    """A policy as the baseline: its fold models' held-out predictions come back, and a recipe is
+    judged against it (here "nothing" against a label-destroying policy: nothing wins)."""
+    res = evaluate_recipes(small, [Recipe()], k_folds=2, train_cfg=TINY_TRAIN, baseline=Recipe(policy=BLANK))
+    base, rerun = res.trials
+    assert base.recipe.policy == BLANK and rerun.recipe.is_nothing
+    assert len(base.confidence) == len(base.correct) == len(small)  # every labelled image held out once
+    assert base.correct.mean() < rerun.correct.mean()
+    assert res.recipe.is_nothing and "beats aug=blank" in res.reason
+    plain = evaluate_recipes(small, [], k_folds=2, train_cfg=TINY_TRAIN)
+    assert np.allclose(plain.trials[0].scores, rerun.scores)  # same folds and seeds as the default baseline
 
 
 def test_a_win_on_one_fold_only_is_noise():

@@ -109,7 +109,15 @@ NONE = AugPolicy("none")
 
 
 def preset(name: str) -> AugPolicy:
-    """`none`, or a procedural preset from conf/generator/<name>.yaml (light, strong)."""
+    """`none`, or a procedural preset from conf/generator/<name>.yaml (light, strong); `<name>@p<prob>`
+    (as `with_prob` names it, e.g. `strong@p0.5`) applies it to that share of draws."""
+    base, sep, prob = name.partition("@p")
+    if sep:
+        try:
+            share = float(prob)
+        except ValueError:
+            raise ConfigError(f"augmentation preset {name!r}: expected <preset>@p<share>, e.g. strong@p0.5") from None
+        return preset(base).with_prob(share)
     if name == "none":
         return NONE
     path = _PRESET_DIR / f"{name}.yaml"

@@ -445,9 +445,14 @@ def make_folds(labelled: ImageSet, k_folds: int, seed: int, repeats: int = 1) ->
 def evaluate_recipes(
     labelled: ImageSet, recipes: Sequence[Recipe], unlabelled: ImageSet | None = None, *, seed: int = 0,
     k_folds: int = 3, train_cfg: TrainConfig | None = None, min_gain: float = 0.005, metric: str = "brier",
-    repeats: int = 1,
+    repeats: int = 1, baseline: Recipe | None = None,
 ) -> RecipeResult:
-    """Score given recipes beside "nothing" on the same folds, no search: reruns a saved recipe."""
+    """Score given recipes beside "nothing" (or `baseline`) on the same folds, no search: reruns a saved recipe.
+
+    `baseline` replaces "nothing" as the trial every recipe is compared with (and `trials[0]`):
+    e.g. an augmentation policy, to read its fold models' held-out predictions or to ask whether
+    a lever helps on top of it; it is then the answer when no recipe beats it.
+    """
     started = time.perf_counter()
     ctx = TrainContext(train_cfg=train_cfg or default_search_train())
     problem = _check(labelled, k_folds, metric, repeats)
@@ -456,10 +461,12 @@ def evaluate_recipes(
     folds, ratio = make_folds(labelled, k_folds, seed, repeats)
     s = _Search(labelled, unlabelled, folds, seed, ctx, SearchBudget(None, None), False, metric=metric,
                 test_train_ratio=ratio)
-    nothing = s.run(Recipe(), "baseline", force=True)
-    best, record = s.stage("rerun", nothing, list(recipes), min_gain)
+    base = baseline if baseline is not None else Recipe()
+    first = s.run(base, "baseline", force=True)
+    best, record = s.stage("rerun", first, list(recipes), min_gain)
+    against = "real only" if base.is_nothing else base.name
     reason = "rerun of a saved recipe: " + (
-        "it beats real only" if best is not nothing else "it does not beat real only here; real only is used")
+        f"it beats {against}" if best is not first else f"it does not beat {against} here; {against} is used")
     return RecipeResult(best.recipe, s.trials, {"rerun": record}, time.perf_counter() - started, k_folds, seed,
                         ctx.train_cfg, reason=reason, metric=metric, repeats=repeats, test_train_ratio=ratio)
 
