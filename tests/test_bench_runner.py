@@ -206,8 +206,10 @@ def test_the_report_lists_every_recipe_search_decision_against_real_on_the_same_
              for (b, s), a in real.items()]
     gated = _search_cell(2, 1, "semi", 0.70)
     gated["meta"]["reason"] = "consistency training adopted by the precision gate: 40 of 40 held-out predictions ..."
+    defaulted = _search_cell(4, 1, "aug=light", 0.72)
+    defaulted["meta"]["reason"] = "default augmentation policy adopted: CV shows no harm (light); vs real only: ..."
     cells += [_search_cell(2, 0, "nothing", 0.60), gated,
-              _search_cell(4, 0, "aug=light", 0.69), _search_cell(4, 1, "aug=light", 0.72),
+              _search_cell(4, 0, "aug=light", 0.69), defaulted,
               _search_cell(4, 7, "semi", 0.99),  # a seed outside the report's grid is not listed
               {"protocol": "unlabelled_pool", "arm": "other", "budget": 2, "seed": 0, "status": "ok",
                "accuracy": 0.5, "meta": {"steps": 3}}]
@@ -220,13 +222,14 @@ def test_the_report_lists_every_recipe_search_decision_against_real_on_the_same_
     assert [(r["budget"], r["seed"], r["recipe"]) for r in auto["rows"]] == [
         ("n2", 0, "nothing"), ("n2", 1, "semi"), ("n4", 0, "aug=light"), ("n4", 1, "aug=light")]
     assert auto["rows"][1]["diff"] == pytest.approx(0.08) and auto["rows"][1]["cv"]["metric"] == "brier"
-    assert [r["route"] for r in auto["rows"]] == [None, "precision gate", "gain", "gain"]
+    assert [r["route"] for r in auto["rows"]] == [None, "precision gate", "gain", "default policy"]
     assert auto["summary"] == {"cells": 4, "adopted": 3, "above": 1, "tied": 1, "below": 1,
                                "worst": pytest.approx(-0.01), "best": pytest.approx(0.08)}
     md = write_report(report, tmp_path / "r")["md"].read_text()
     assert "| unlabelled_pool/auto | 4 | 3 | 1 / 1 / 1 | -0.0100 · +0.0800 |" in md
     assert "| unlabelled_pool/auto | n2 | 1 | semi *(gate)* | brier +0.040 ± 0.010 | 0.7000 | 0.6200 | +0.0800 |" in md
     assert "| unlabelled_pool/auto | n4 | 0 | aug=light | brier" in md
+    assert "| unlabelled_pool/auto | n4 | 1 | aug=light *(default)* | brier" in md
 
 
 def test_compute_totals_do_not_depend_on_the_order_cells_are_read_in(tmp_path):

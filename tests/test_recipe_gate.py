@@ -1,4 +1,5 @@
-"""The recipe search's semi precision gate: a second route for consistency training whose CV gain is noise."""
+"""The recipe search's second routes for levers whose CV gain is noise: the semi precision gate and the
+default augmentation policy."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from synth.errors import ConfigError
 from synth.recipe import Recipe, SearchBudget, SearchSpace, search_recipe
 from synth.recipe.evidence import Trial, confident_precision, no_harm, wilson_lower
 from synth.recipe.recipe import TrainContext
-from synth.recipe.search import _Search, make_folds
+from synth.recipe.search import DEFAULT_REASON, _Search, make_folds
 from synth.semi import SemiConfig
-from tests.test_recipe import NO_LEVERS, SMALL_TRAIN
+from tests.test_recipe import BLANK, NO_LEVERS, SMALL_TRAIN
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +95,49 @@ def test_search_routes_semi_through_the_gate_and_says_so(small, digits_splits):
     assert "(not adopted, 1 tried)" in summary(shut)
     with pytest.raises(ConfigError, match="semi_min_precision"):
         search_recipe(small, pool, semi_min_precision=1.5, **kw)
+
+
+# ------------------------------------------------------------------ default augmentation policy
+def _policy_trial(name: str, brier: list[float], acc: list[float]) -> Trial:
+    return Trial(Recipe(policy=BLANK.with_prob(0.5) if name.endswith("@p0.5") else BLANK), "augmentation",
+                 np.array(acc), 0.0, brier=np.array(brier))
+
+
+@pytest.mark.parametrize(("brier", "acc", "adopted"), [
+    ([0.11, 0.11, 0.09], [0.9, 0.9, 0.95], True),    # gain within the noise: the default is adopted
+    ([0.13, 0.15, 0.11], [0.9, 0.9, 0.95], False),   # worse Brier on every fold: harm, not adopted
+    ([0.10, 0.12, 0.08], [0.85, 0.86, 0.9], False),  # same Brier, lost accuracy: harm
+])
+def test_the_default_policy_is_adopted_unless_its_cv_shows_harm(small, brier, acc, adopted):
+    folds, _ = make_folds(small, 3, 0)
+    s = _Search(small, None, folds, 0, TrainContext(train_cfg=SMALL_TRAIN), SearchBudget(None, None), False,
+                metric="brier", default_policy="blank@p0.5")
+    default, other = _policy_trial("blank@p0.5", brier, acc), _policy_trial("blank", [0.0, 0.0, 0.0], [1, 1, 1])
+    assert (s.default_route([other, default], _incumbent(40, 0)) is default) is adopted
+    assert s.default_route([other], _incumbent(40, 0)) is None  # the default did not run (or was pruned)
+    s.default_policy = None
+    assert s.default_route([other, default], _incumbent(40, 0)) is None
+
+
+def test_search_adopts_a_harmless_default_policy_and_never_a_harmful_one(small):
+    """Wiring on real trials: `quiet` is BLANK on a 1e-9 share of draws, i.e. never applied, so its folds
+    are real only's exactly (gain 0: the gain rule declines it, no harm: the default route adopts it);
+    BLANK itself destroys the labels, so as the default it is refused and the gain rule decides."""
+    quiet = BLANK.with_prob(1e-9)
+    kw = dict(budget=SearchBudget(None, None), k_folds=3, space=SearchSpace(**{**NO_LEVERS, "extra_policies": (
+        BLANK, quiet)}), train_cfg=SMALL_TRAIN, progress=False)
+    off, on, harmful = (search_recipe(small, None, default_policy=d, **kw) for d in (None, quiet.name, "blank"))
+    by_name = [{t.recipe.name: t.brier.tolist() for t in r.trials} for r in (off, on)]
+    assert by_name[0] == by_name[1]  # same evidence...
+    assert on.trials[1].recipe.policy == quiet  # ...but the default runs first (a spent budget never skips it)
+    assert np.array_equal(off.trials[0].brier, off.trials[2].brier)  # quiet's folds are real only's
+    assert off.recipe.is_nothing and harmful.recipe.is_nothing
+    assert harmful.contributions["augmentation"]["route"] is None
+    aug = on.contributions["augmentation"]
+    assert on.recipe.policy == quiet and aug["route"] == "default policy" and aug["best"] == f"aug={quiet.name}"
+    assert on.reason.startswith(DEFAULT_REASON)
+    from synth.commands.recommend import summary
+
+    assert "(adopted as the default policy (CV: no harm), 1 tried)" in summary(on)  # BLANK was pruned
+    with pytest.raises(ConfigError, match="not one of the augmentation candidates"):
+        search_recipe(small, None, default_policy="strong@p0.5", **kw)

@@ -14,7 +14,7 @@ from typing import Any
 
 from synth.bench.protocol import budget_key
 from synth.bench.runner import BenchPlan, cells_for
-from synth.recipe.search import GATE_REASON
+from synth.recipe.search import DEFAULT_REASON, GATE_REASON
 
 NOTHING = "nothing"
 #: a test difference this small is a tie (the same model: "nothing" retrains real only with its seed)
@@ -41,10 +41,14 @@ def _cv_gain(meta: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _route(meta: Mapping[str, Any]) -> str | None:
-    """How the chosen recipe was adopted: "gain" (it beat real only in CV) or "precision gate" (semi only)."""
+    """How the chosen recipe was adopted: "gain" (it beat real only in CV), "precision gate" (semi only)
+    or "default policy" (the augmentation stage's default, CV showing no harm)."""
     if meta["recipe"] == NOTHING:
         return None
-    return "precision gate" if str(meta.get("reason", "")).startswith(GATE_REASON) else "gain"
+    reason = str(meta.get("reason", ""))
+    if reason.startswith(GATE_REASON):
+        return "precision gate"
+    return "default policy" if reason.startswith(DEFAULT_REASON) else "gain"
 
 
 def collect(cells: list[dict], plan: BenchPlan, baseline: str = "real") -> dict[str, Any]:
@@ -99,6 +103,9 @@ def _fmt(x: float | None, spec: str) -> str:
     return "–" if x is None else format(x, spec)
 
 
+_ROUTE_MARK = {"precision gate": " *(gate)*", "default policy": " *(default)*"}
+
+
 def markdown(decisions: Mapping[str, Any]) -> list[str]:
     """The report section: a summary row per search arm, then every cell."""
     if not decisions:
@@ -107,7 +114,8 @@ def markdown(decisions: Mapping[str, Any]) -> list[str]:
              "What each recipe-search cell adopted, its paired CV gain over \"nothing\" in the decision metric "
              "(inside the labelled budget), and its test accuracy next to real only on the same labels and seed. "
              "\"nothing\" retrains real only, so it ties exactly. *(gate)*: semi adopted by the precision gate "
-             "(CV gain within its noise, no harm, confident held-out predictions precise; docs/recipe.md).", "",
+             "(CV gain within its noise, no harm, confident held-out predictions precise; docs/recipe.md); "
+             "*(default)*: the search's default augmentation policy, adopted because its CV showed no harm.", "",
              "| protocol/arm | cells | adopted a lever | adopted: above / tied / below real on test | "
              "worst · best difference |", "|---|---|---|---|---|"]
     for key, entry in decisions.items():
@@ -118,7 +126,7 @@ def markdown(decisions: Mapping[str, Any]) -> list[str]:
               "|---|---|---|---|---|---|---|---|"]
     for key, entry in decisions.items():
         for r in entry["rows"]:
-            chose = r["recipe"] + (" *(gate)*" if r.get("route") == "precision gate" else "")
+            chose = r["recipe"] + _ROUTE_MARK.get(r.get("route"), "")
             lines.append(f"| {key} | {r['budget']} | {r['seed']} | {chose} | {_fmt_cv(r['cv'])} | "
                          f"{r['test']:.4f} | {_fmt(r['real'], '.4f')} | {_fmt(r['diff'], '+.4f')} |")
     return lines + [""]

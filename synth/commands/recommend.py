@@ -53,6 +53,9 @@ def _aug_probs(search: DictConfig) -> tuple[float, ...]:
     return probs
 
 
+_ROUTE_WORDS = {"precision gate": " by the precision gate", "default policy": " as the default policy (CV: no harm)"}
+
+
 def summary(result: RecipeResult) -> str:
     """The recipe, its CV estimate and what each lever contributed, as a person reads it."""
     chosen, base = result.chosen, result.baseline
@@ -72,8 +75,7 @@ def summary(result: RecipeResult) -> str:
         if not rec.get("tried"):
             lines.append(f"  {lever:<13} not tried")
             continue
-        verdict = ("adopted" + (" by the precision gate" if rec.get("route") == "precision gate" else "")
-                   if rec["adopted"] else "not adopted")
+        verdict = ("adopted" + _ROUTE_WORDS.get(rec.get("route"), "") if rec["adopted"] else "not adopted")
         acc = f"[{100 * rec['acc_gain']:+.1f} +- {100 * rec['acc_gain_se']:.1f}]" if "acc_gain" in rec else ""
         lines.append(f"  {lever:<13} {rec['gain']:+.4f} +- {rec['gain_se']:.4f} {acc}  best: {rec['best']}"
                      f"  ({verdict}, {rec['tried']} tried)")
@@ -104,6 +106,7 @@ def run(cfg: DictConfig) -> RecipeResult:
             min_gain=float(search.min_gain), progress=bool(cfg.progress), metric=str(search.metric),
             repeats=int(search.repeats), z=float(search.get("z", 1.0)),
             semi_min_precision=_optional_float(search.get("semi_min_precision")),
+            default_policy=search.get("default_policy"),
         )
     overrides = f"data={cfg.data.name} budget.n_per_class={cfg.budget.n_per_class} seed={cfg.seed}"
     run_info = {"data": cfg.data.name, "n_labelled": len(splits.labelled), "n_unlabelled": 0 if pool is None else len(pool),

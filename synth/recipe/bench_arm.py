@@ -37,7 +37,7 @@ _POOL_STREAM = 43
 SEARCH_KEYS: tuple[str, ...] = (
     "k_folds", "repeats", "metric", "min_gain", "z", "max_trials", "max_seconds", "presets", "aug_probs",
     "n_random_policies", "sources", "shares", "filter_quantiles", "pl_thresholds", "ssl", "max_unlabelled",
-    "search_train", "source_configs", "semi", "semi_min_precision",
+    "search_train", "source_configs", "semi", "semi_min_precision", "default_policy",
 )
 
 
@@ -78,7 +78,8 @@ def search_settings(p: Mapping[str, Any], train: TrainConfig) -> dict[str, Any]:
     return {"budget": SearchBudget(p["max_trials"], p["max_seconds"]), "space": space, "k_folds": int(p["k_folds"]),
             "repeats": int(p["repeats"]), "metric": str(p["metric"]), "min_gain": float(p["min_gain"]), "z": float(p["z"]),
             "train_cfg": fold_train,
-            "semi_min_precision": None if p["semi_min_precision"] is None else float(p["semi_min_precision"])}
+            "semi_min_precision": None if p["semi_min_precision"] is None else float(p["semi_min_precision"]),
+            "default_policy": None if p["default_policy"] is None else str(p["default_policy"])}
 
 
 def arm_auto(data, budget: Any, seed: int, cfg) -> Any:
