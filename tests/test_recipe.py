@@ -184,11 +184,12 @@ def test_recommend_config_passes_aug_probs_and_semi_to_the_search_space(tmp_path
 
     spaces = []
 
-    floors = []
+    floors, defaults = [], []
 
     def fake_search(*args, space: SearchSpace, **kwargs):
         spaces.append(space)
         floors.append(kwargs["semi_min_precision"])
+        defaults.append(kwargs["default_policy"])
         raise Searched
 
     monkeypatch.setattr(recommend, "search_recipe", fake_search)
@@ -219,7 +220,13 @@ def test_recommend_config_passes_aug_probs_and_semi_to_the_search_space(tmp_path
         # the semi precision gate: on at the shipped floor, off with null
         with pytest.raises(Searched):
             recommend.run(compose("recommend", overrides=[*common, "search.semi_min_precision=null"]))
-    assert len(spaces) == 5 and floors == [0.95, 0.95, 0.95, 0.95, None]
+        # the default augmentation policy: without a pool only, unless asked for with one too
+        for extra in (["use_unlabelled=false"], ["search.default_policy_with_pool=true"],
+                      ["use_unlabelled=false", "search.default_policy=null"]):
+            with pytest.raises(Searched):
+                recommend.run(compose("recommend", overrides=[*common, *extra]))
+    assert len(spaces) == 8 and floors == [0.95, 0.95, 0.95, 0.95, None, 0.95, 0.95, 0.95]
+    assert defaults == [None] * 5 + ["strong@p0.5", "strong@p0.5", None]  # the first 5 ran with a pool
 
 
 def test_bad_recipe_input(tmp_path):
@@ -380,6 +387,20 @@ def test_auto_align_and_gate_arms_try_the_semi_stage_recommend_ships(name):
     assert arm["max_seconds"] == recommend.max_seconds
     gate = recommend.semi_min_precision if name == "auto_gate" else None
     assert settings["semi_min_precision"] == gate and (name == "auto_align" or gate == 0.95)
+
+
+def test_auto_default_arm_measures_the_default_policy_recommend_ships():
+    from synth.recipe.bench_arm import arm_params, search_settings
+
+    base = OmegaConf.load(CONF / "bench" / "base.yaml")
+    recommend = OmegaConf.load(CONF / "recommend.yaml").search
+    settings = {a: search_settings(arm_params(a, OmegaConf.to_container(base.arms[a], resolve=True)), TrainConfig())
+                for a in ("auto", "auto_default")}
+    assert settings["auto_default"]["default_policy"] == recommend.default_policy == "strong@p0.5"
+    assert settings["auto"]["default_policy"] is None  # the measured `auto` cells keep their behaviour
+    names = [p.name for p in (preset(n).with_prob(q) for q in (1.0, *settings["auto_default"]["space"].aug_probs)
+                                for n in settings["auto_default"]["space"].presets)]
+    assert recommend.default_policy in names  # one of the arm's candidates, or the search refuses it
 
 
 def test_semi_recipe_serialises_only_when_on_and_excludes_a_source(tmp_path):

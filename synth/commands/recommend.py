@@ -53,6 +53,15 @@ def _aug_probs(search: DictConfig) -> tuple[float, ...]:
     return probs
 
 
+def _default_policy(search: DictConfig, pool: ImageSet | None) -> str | None:
+    """`search.default_policy`, unless a pool is given and `default_policy_with_pool` is false (the default
+    route was measured without a pool; with one, the semi stage builds on the chosen policy)."""
+    name = search.get("default_policy")
+    if name is None or (pool is not None and not bool(search.get("default_policy_with_pool", False))):
+        return None
+    return str(name)
+
+
 _ROUTE_WORDS = {"precision gate": " by the precision gate", "default policy": " as the default policy (CV: no harm)"}
 
 
@@ -106,7 +115,7 @@ def run(cfg: DictConfig) -> RecipeResult:
             min_gain=float(search.min_gain), progress=bool(cfg.progress), metric=str(search.metric),
             repeats=int(search.repeats), z=float(search.get("z", 1.0)),
             semi_min_precision=_optional_float(search.get("semi_min_precision")),
-            default_policy=search.get("default_policy"),
+            default_policy=_default_policy(search, pool),
         )
     overrides = f"data={cfg.data.name} budget.n_per_class={cfg.budget.n_per_class} seed={cfg.seed}"
     run_info = {"data": cfg.data.name, "n_labelled": len(splits.labelled), "n_unlabelled": 0 if pool is None else len(pool),
