@@ -13,7 +13,9 @@ arm's: light, strong, light@p0.5, strong@p0.5) beside "nothing" on the search's 
 whole budget to measure it on dev images. Decision rules are then replayed on the same trials.
 
     python benchmarks/aug_rule_check.py --data digits --ns 2 5 10 20 --seeds 0 1 2
-    python benchmarks/aug_rule_check.py --data fashion_mnist --ns 5 20 50 --seeds 0 1 2
+    python benchmarks/aug_rule_check.py --data fashion_mnist --ns 5 20 50 --seeds 0 1
+    python benchmarks/aug_rule_check.py --data digits --from-json benchmarks/results/aug_rule_check_digits.json
+        # replays the rules on saved trials (rewrites the .md; no training)
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ def table(rows: list[dict], data: str, command: str, default: str) -> str:
              "the test set is not read. CV: the search's 3 folds inside the labelled draw (paired gain over "
              "nothing ± SE); dev: each candidate trained on the whole draw.", "",
              "| n/class | seed | real (dev) | " + " | ".join(f"{p}: Brier gain ± SE, acc gain, dev − real" for p in POLICIES)
-             + "".join(f" {rule} picks (dev − real) |" for rule in RULES),
+             + " |" + "".join(f" {rule} picks (dev − real) |" for rule in RULES),
              "|---|---|---|" + "---|" * (len(POLICIES) + len(RULES))]
     totals: dict[str, list[float]] = {rule: [] for rule in RULES}
     for r in rows:
