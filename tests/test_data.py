@@ -60,6 +60,8 @@ def test_fashion_mnist_reads_idx_files(tmp_path):
     splits = src.splits(n_per_class=2, seed=0)
     assert splits.labelled.image_shape == (28, 28, 1) and len(splits.test) == 20
     assert splits.labelled.class_names[0] == "t-shirt"
+    # writable like every other source's arrays: torch warns of "undefined behavior" on read-only ones
+    assert src.pool.images.flags.writeable and splits.test.images.flags.writeable
 
 
 def test_fashion_mnist_missing_directory_says_how_to_install(tmp_path):

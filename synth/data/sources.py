@@ -111,7 +111,8 @@ def read_idx(path: Path) -> np.ndarray:
         raise DataError(f"{path} is not an unsigned-byte IDX file")
     ndim = raw[3]
     shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
-    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    # a bytearray, so the array is writable (frombuffer over bytes is read-only, and torch warns on those)
+    data = np.frombuffer(bytearray(raw), dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(shape)):
         raise DataError(f"{path} is truncated: expected {int(np.prod(shape))} values, found {data.size}")
     return data.reshape(shape)
