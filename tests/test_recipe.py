@@ -401,6 +401,11 @@ def test_auto_default_arm_measures_the_default_policy_recommend_ships():
     names = [p.name for p in (preset(n).with_prob(q) for q in (1.0, *settings["auto_default"]["space"].aug_probs)
                                 for n in settings["auto_default"]["space"].presets)]
     assert recommend.default_policy in names  # one of the arm's candidates, or the search refuses it
+    # auto_gate_default is auto_gate (recommend's search with a pool) plus the default: nothing else differs
+    gate, both = (OmegaConf.to_container(base.arms[a], resolve=True) for a in ("auto_gate", "auto_gate_default"))
+    assert {k: v for k, v in both.items() if k != "default_policy"} == {k: v for k, v in gate.items()
+                                                                         if k != "default_policy"}
+    assert both["default_policy"] == recommend.default_policy and gate["default_policy"] is None
 
 
 def test_semi_recipe_serialises_only_when_on_and_excludes_a_source(tmp_path):
