@@ -274,8 +274,7 @@ class _Search:
         """
         if self.default_policy is None:
             return None
-        trial = next((t for t in done if t.recipe.policy.name == self.default_policy
-                      and t.recipe.source is None and t.recipe.semi is None), None)
+        trial = next((t for t in done if t.recipe.policy.name == self.default_policy), None)
         if trial is None or not no_harm(trial, incumbent, self.metric, self.ratio, self.z):
             return None
         return trial
@@ -414,11 +413,11 @@ def search_recipe(
     if semi_min_precision is not None and not 0.0 <= semi_min_precision <= 1.0:
         raise ConfigError(f"search.semi_min_precision must be in [0, 1] or null, got {semi_min_precision}")
     policies = _policies(space, seed, max(32, labelled.image_shape[0]))
-    if default_policy is not None and default_policy not in [r.policy.name for r in policies]:
-        raise ConfigError(f"search.default_policy {default_policy!r} is not one of the augmentation candidates "
-                          f"({', '.join(r.policy.name for r in policies) or 'none'}): add it to the presets / aug_probs")
-    if default_policy is not None:  # first, so a wall-clock budget that runs out skips the others, never it
-        policies.sort(key=lambda r: r.policy.name != default_policy)
+    if default_policy is not None:
+        if default_policy not in [r.policy.name for r in policies]:
+            raise ConfigError(f"search.default_policy {default_policy!r} is not one of the augmentation candidates "
+                              f"({', '.join(r.policy.name for r in policies) or 'none'}): add it to the presets / aug_probs")
+        policies.sort(key=lambda r: r.policy.name != default_policy)  # first: a spent budget skips the others, not it
     if problem is not None:
         return _real_only(problem, k_folds, seed, ctx, started)
     folds, ratio = make_folds(labelled, k_folds, seed, repeats)
@@ -444,14 +443,15 @@ def search_recipe(
     gated = inc.recipe.semi is not None and contributions.get("semi", {}).get("route") == "precision gate"
     defaulted = contributions["augmentation"].get("route") == "default policy" and not gated
     routed = gated or defaulted  # adopted on no-harm evidence, so the chain is held to no harm too
-    if inc is not nothing and not (s.beats(inc, nothing, min_gain) or (routed and no_harm(inc, nothing, metric, ratio, z))):
+    beats_nothing = inc is not nothing and s.beats(inc, nothing, min_gain)
+    if inc is not nothing and not (beats_nothing or (routed and no_harm(inc, nothing, metric, ratio, z))):
         inc = nothing  # each step beat its predecessor, but the chain must beat "nothing" too
         gated = defaulted = False
     s.bar.close()
     reason = _reason(inc, nothing, metric, ratio, k_folds, repeats)
     if defaulted:
         reason = f"{DEFAULT_REASON} ({default_policy}); " + (
-            reason if s.beats(inc, nothing, min_gain) else reason.replace("beats real only: ", "vs real only: "))
+            reason if beats_nothing else reason.replace("beats real only: ", "vs real only: "))
     if gated:
         g = contributions["semi"]["gate"]
         reason = (f"{GATE_REASON}: {g['correct']} of {g['kept']} held-out "
