@@ -1,0 +1,107 @@
+"""Design check on a dev split (never the test set): does a classifier-side lever add to the default policy?
+
+The question: under the strict protocol on digits `auto_default` reaches 1.75x and always using
+strong@p0.5 ~2.2x, short of issue 9's 3x. With no pool, what is left are levers on the classifier
+itself. Per draw (n labels per class, seed) this trains, on the same labelled images, and scores on
+dev images (pool images held out of everything):
+
+- real: real only (the benchmark's baseline);
+- sp5: strong@p0.5 (the search's default policy), one classifier;
+- sp5_ens3 / sp5_ens5: the mean class probabilities of 3 / 5 such classifiers (seeds seed + 1000 k);
+- sp5_1200: strong@p0.5 trained twice as long (1,200 steps);
+- strong_1200: strong on every draw, 1,200 steps;
+- sp5_w64: strong@p0.5 with a twice-as-wide network (width 64, hidden 256).
+
+    python benchmarks/classifier_lever_check.py --data digits --ns 2 5 10 --seeds 0 1 --out a.jsonl
+    python benchmarks/classifier_lever_check.py --data digits --ns 2 5 10 --seeds 2 3 --out b.jsonl
+    python benchmarks/classifier_lever_check.py --from-jsonl a.jsonl b.jsonl   # -> results/classifier_lever_check_digits.*
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from dev_split import RESULTS, dev_split
+
+from synth.data import draw_budget
+from synth.recipe import preset
+from synth.training import TrainConfig, predict_proba, train_classifier
+
+ARMS = ("real", "sp5", "sp5_ens3", "sp5_ens5", "sp5_1200", "strong_1200", "sp5_w64")
+
+
+def run_draw(data: str, n: int, seed: int) -> dict:
+    dev, rest = dev_split(data)
+    labelled, _ = draw_budget(rest, n_per_class=n, seed=seed)
+    sp5, strong = preset("strong@p0.5").build(), preset("strong").build()
+
+    def acc(p: np.ndarray) -> float:
+        return float((p.argmax(1) == dev.labels).mean())
+
+    def proba(cfg: TrainConfig, s: int, augment=None) -> np.ndarray:
+        return predict_proba(train_classifier(labelled, cfg, seed=s, augment=augment), dev.images)
+
+    t0, row = time.perf_counter(), {"data": data, "n": n, "seed": seed}
+    row["real"] = acc(proba(TrainConfig(), seed))
+    members = [proba(TrainConfig(), seed + 1000 * k, sp5) for k in range(5)]
+    row.update(sp5=acc(members[0]), sp5_ens3=acc(sum(members[:3])), sp5_ens5=acc(sum(members)))
+    row["sp5_1200"] = acc(proba(TrainConfig(steps=1200), seed, sp5))
+    row["strong_1200"] = acc(proba(TrainConfig(steps=1200), seed, strong))
+    row["sp5_w64"] = acc(proba(TrainConfig(width=64, hidden=256), seed, sp5))
+    row["sec"] = round(time.perf_counter() - t0, 1)
+    return row
+
+
+def markdown(rows: list[dict], command: str) -> str:
+    by = defaultdict(list)
+    for r in rows:
+        by[r["n"]].append(r)
+    lines = [f"# Classifier-side levers on top of strong@p0.5: {rows[0]['data']} dev split\n",
+             f"Command: `{command}`\n", "Dev accuracy (%), mean over draws; per-draw differences vs sp5 in points.\n",
+             "| n | draws | " + " | ".join(ARMS) + " | ens5 - sp5 per draw | 1200 - sp5 per draw |",
+             "|---" * (len(ARMS) + 4) + "|"]
+    for n in sorted(by):
+        rs = by[n]
+        mean = " | ".join(f"{100 * np.mean([r[a] for r in rs]):.1f}" for a in ARMS)
+        ens = ", ".join(f"{100 * (r['sp5_ens5'] - r['sp5']):+.1f}" for r in rs)
+        long = ", ".join(f"{100 * (r['sp5_1200'] - r['sp5']):+.1f}" for r in rs)
+        lines.append(f"| {n} | {len(rs)} (seeds {', '.join(str(r['seed']) for r in rs)}) | {mean} | {ens} | {long} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="digits")
+    ap.add_argument("--ns", type=int, nargs="+", default=[2, 5, 10])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
+    ap.add_argument("--out", type=Path, help="append one JSON row per draw here (resumable by hand)")
+    ap.add_argument("--from-jsonl", type=Path, nargs="+", help="write the results files from saved rows")
+    args = ap.parse_args()
+    if args.from_jsonl:
+        rows = [json.loads(line) for p in args.from_jsonl for line in p.read_text().splitlines() if line.strip()]
+        rows = [{"data": args.data, **r} for r in rows]
+        rows.sort(key=lambda r: (r["n"], r["seed"]))
+        stem = RESULTS / f"classifier_lever_check_{rows[0]['data']}"
+        command = "python benchmarks/classifier_lever_check.py --data digits --ns 2 5 10 --seeds 0 1 (and 2 3)"
+        stem.with_suffix(".json").write_text(json.dumps({"command": command, "rows": rows}, indent=2) + "\n")
+        stem.with_suffix(".md").write_text(markdown(rows, command))
+        print(f"wrote {stem}.json / .md")
+        return
+    torch.set_num_threads(1)
+    for n in args.ns:
+        for seed in args.seeds:
+            row = run_draw(args.data, n, seed)
+            print(json.dumps(row), flush=True)
+            if args.out:
+                with args.out.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()
