@@ -19,9 +19,11 @@ def smoke_cfg(tmp_path, *overrides: str):
 def test_bench_config_composes_for_every_preset(tmp_path):
     from synth.commands.bench import make_plan
 
-    for preset in ("smoke", "digits", "digits_labels", "fashion_mnist"):
+    presets = sorted(f.stem for f in (CONF / "bench").glob("*.yaml") if f.stem != "base")
+    assert {"smoke", "digits", "digits_labels", "fashion_mnist", "glyphs"} <= set(presets)
+    for preset in presets:
         p = make_plan(smoke_cfg(tmp_path, f"bench={preset}"))
-        assert p.arms and "real" in p.arms and p.seeds
+        assert p.arms and "real" in p.arms and p.seeds, preset
 
 
 @pytest.mark.slow
