@@ -106,6 +106,33 @@ def test_budget_limits_trials_but_nothing_always_runs(small):
     assert len(result.skipped) == 2 and result.recipe.is_nothing
 
 
+def test_summary_names_what_the_budget_cut(small):
+    """The printed summary says which recipes the budget skipped or stopped, per lever, and how to score them."""
+    from synth.commands.recommend import budget_cuts, summary
+
+    noise = rand_policy(["noise"], 0.2, working_size=16)
+    space = SearchSpace(**{**NO_LEVERS, "extra_policies": (BLANK, noise)})
+    result = search_recipe(small, None, budget=SearchBudget(max_trials=1, max_seconds=None), k_folds=2,
+                           space=space, train_cfg=TINY_TRAIN, progress=False)
+    names = [f"aug={BLANK.name} (skipped)", f"aug={noise.name} (skipped)"]
+    assert budget_cuts(result) == {"augmentation": names}
+    text = summary(result)
+    assert f"augmentation  not scored: cut by the compute budget ({', '.join(names)})" in text
+    assert "cut by the compute budget: 2 recipe(s) not scored to the end" in text and "search.max_seconds" in text
+    # a trial stopped mid-way by the wall clock is named too; one pruned for trailing is not a budget cut
+    semi = Recipe(semi=SemiConfig())
+    result.trials.append(Trial(semi, "semi", np.array([1.0]), 9.0, complete=False,
+                               notes=["stopped: compute budget spent mid-trial"]))
+    result.trials.append(Trial(Recipe(policy=noise), "source", np.array([0.1]), 1.0, complete=False,
+                               notes=["pruned after 1 fold(s): trails nothing"]))
+    assert budget_cuts(result)["semi"] == [f"{semi.name} (stopped after 1 fold(s))"]
+    assert "source" not in budget_cuts(result)
+    result.contributions["semi"] = {"tried": 0, "pruned": 1, "adopted": False, "gain": 0.0, "route": None}
+    assert f"semi          not scored: cut by the compute budget ({semi.name} (stopped after 1 fold(s)))" in summary(result)
+    assert summary(search_recipe(small, None, budget=SearchBudget(None, None), k_folds=2, space=SearchSpace(**NO_LEVERS),
+                                 train_cfg=TINY_TRAIN, progress=False)).count("compute budget") == 0
+
+
 def test_a_trial_expected_to_end_past_the_wall_clock_budget_is_not_started(small):
     """A stage's next candidate is skipped when a complete trial of that stage took longer than what is left."""
     from synth.recipe.recipe import TrainContext
