@@ -103,8 +103,8 @@ def budget_cuts(result: RecipeResult) -> dict[str, list[str]]:
     """Per stage, the recipes the compute budget kept from a complete score: skipped, or stopped mid-trial.
 
     Why a user needs them by name: on 28x28 images with a pool the 600 s default budget cut consistency
-    training, the search's strongest lever there, in every benchmark cell (docs/recipe.md, glyphs); a bare
-    count did not say that the answer was decided without it.
+    training (the strongest lever measured on digits) in every benchmark cell (docs/recipe.md, glyphs); a
+    bare count did not say that the answer was decided without it.
     """
     cuts: dict[str, list[str]] = {}
     for line in result.skipped:  # "<stage>: <recipe name> (<why>)"
