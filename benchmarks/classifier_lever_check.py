@@ -29,15 +29,14 @@ import numpy as np
 import torch
 from dev_split import RESULTS, dev_split
 
-from synth.data import draw_budget
+from synth.data import ImageSet, draw_budget
 from synth.recipe import preset
 from synth.training import TrainConfig, predict_proba, train_classifier
 
 ARMS = ("real", "sp5", "sp5_ens3", "sp5_ens5", "sp5_1200", "strong_1200", "sp5_w64")
 
 
-def run_draw(data: str, n: int, seed: int) -> dict:
-    dev, rest = dev_split(data)
+def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int) -> dict:
     labelled, _ = draw_budget(rest, n_per_class=n, seed=seed)
     sp5, strong = preset("strong@p0.5").build(), preset("strong").build()
 
@@ -88,15 +87,16 @@ def main() -> None:
         rows = [{"data": args.data, **r} for r in rows]
         rows.sort(key=lambda r: (r["n"], r["seed"]))
         stem = RESULTS / f"classifier_lever_check_{rows[0]['data']}"
-        command = "python benchmarks/classifier_lever_check.py --data digits --ns 2 5 10 --seeds 0 1 (and 2 3)"
+        command = f"python benchmarks/classifier_lever_check.py --data {args.data} --ns 2 5 10 --seeds 0 1 (and 2 3)"
         stem.with_suffix(".json").write_text(json.dumps({"command": command, "rows": rows}, indent=2) + "\n")
         stem.with_suffix(".md").write_text(markdown(rows, command))
         print(f"wrote {stem}.json / .md")
         return
     torch.set_num_threads(1)
+    dev, rest = dev_split(args.data)  # once: the split is fixed, every draw reads the same dev images
     for n in args.ns:
         for seed in args.seeds:
-            row = run_draw(args.data, n, seed)
+            row = run_draw(args.data, dev, rest, n, seed)
             print(json.dumps(row), flush=True)
             if args.out:
                 with args.out.open("a") as f:

@@ -109,6 +109,7 @@ def test_budget_limits_trials_but_nothing_always_runs(small):
 def test_summary_names_what_the_budget_cut(small):
     """The printed summary says which recipes the budget skipped or stopped, per lever, and how to score them."""
     from synth.commands.recommend import budget_cuts, summary
+    from synth.recipe.search import BUDGET_STOP
 
     noise = rand_policy(["noise"], 0.2, working_size=16)
     space = SearchSpace(**{**NO_LEVERS, "extra_policies": (BLANK, noise)})
@@ -122,7 +123,7 @@ def test_summary_names_what_the_budget_cut(small):
     # a trial stopped mid-way by the wall clock is named too; one pruned for trailing is not a budget cut
     semi = Recipe(semi=SemiConfig())
     result.trials.append(Trial(semi, "semi", np.array([1.0]), 9.0, complete=False,
-                               notes=["stopped: compute budget spent mid-trial"]))
+                               notes=[BUDGET_STOP]))
     result.trials.append(Trial(Recipe(policy=noise), "source", np.array([0.1]), 1.0, complete=False,
                                notes=["pruned after 1 fold(s): trails nothing"]))
     assert budget_cuts(result)["semi"] == [f"{semi.name} (stopped after 1 fold(s))"]

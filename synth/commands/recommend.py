@@ -14,6 +14,7 @@ from synth.data.imageset import ImageSet
 from synth.errors import ConfigError
 from synth.recipe import RecipeResult, SearchBudget, SearchSpace, evaluate_recipes, load_recipe, search_recipe
 from synth.recipe.report import write_report
+from synth.recipe.search import BUDGET_STOP
 from synth.seeding import rng_for
 from synth.semi import semi_candidates
 from synth.training import TrainConfig
@@ -111,7 +112,7 @@ def budget_cuts(result: RecipeResult) -> dict[str, list[str]]:
         stage, _, rest = line.partition(": ")
         cuts.setdefault(stage, []).append(f"{rest.rsplit(' (', 1)[0]} (skipped)")
     for t in result.trials:
-        if not t.complete and any("compute budget" in n for n in t.notes):
+        if not t.complete and BUDGET_STOP in t.notes:
             cuts.setdefault(t.stage, []).append(f"{t.recipe.name} (stopped after {len(t.scores)} fold(s))")
     return cuts
 

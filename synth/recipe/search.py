@@ -48,6 +48,8 @@ _POLICY_STREAM = 29
 GATE_REASON = "consistency training adopted by the precision gate"
 #: ... and one adopted through the default-policy route
 DEFAULT_REASON = "default augmentation policy adopted: CV shows no harm"
+#: note on a trial the wall-clock budget stopped between folds (incomplete: it counts for nothing)
+BUDGET_STOP = "stopped: compute budget spent mid-trial"
 LEVERS = ("augmentation", "semi", "source", "mix", "ssl")
 
 
@@ -211,7 +213,7 @@ class _Search:
             fold_guess = (time.perf_counter() - t0) / i if i else 0.0
             if not force and i and self.budget.max_seconds is not None and \
                     time.perf_counter() - self.started + fold_guess > self.budget.max_seconds * 1.1:
-                self.ctx.notes.append("stopped: compute budget spent mid-trial")
+                self.ctx.notes.append(BUDGET_STOP)
                 break
             train_idx = np.setdiff1d(np.arange(len(self.labelled)), val)
             train, held = self.labelled.subset(train_idx), self.labelled.subset(val)
@@ -530,4 +532,4 @@ def _ssl_module_available() -> bool:
         return False
     return True
 
-__all__ = ["DEFAULT_REASON", "GATE_REASON", "RecipeResult", "SearchBudget", "SearchSpace", "Trial", "evaluate_recipes", "search_recipe"]
+__all__ = ["BUDGET_STOP", "DEFAULT_REASON", "GATE_REASON", "RecipeResult", "SearchBudget", "SearchSpace", "Trial", "evaluate_recipes", "search_recipe"]
