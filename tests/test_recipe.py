@@ -146,7 +146,9 @@ def test_a_trial_expected_to_end_past_the_wall_clock_budget_is_not_started(small
     assert s.out_of_budget("semi") == "would not finish within the compute budget: ~250 s per semi trial"
     assert s.out_of_budget("augmentation") is None
     assert s.run(Recipe(semi=SemiConfig(weak="none")), "semi") is None
-    assert s.skipped == ["semi: semi(weak=none) (would not finish within the compute budget: ~250 s per semi trial)"]
+    assert [str(k) for k in s.skipped] == [
+        "semi: semi(weak=none) (would not finish within the compute budget: ~250 s per semi trial)"]
+    assert s.skipped[0].stage == "semi" and s.skipped[0].recipe.semi == SemiConfig(weak="none")
     s.trials[1].seconds = 5.0  # a cheap stage fits in what is left
     assert s.out_of_budget("semi") is None
     # a stage's first trial: not started when even the cheapest trial so far would end past the budget

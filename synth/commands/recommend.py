@@ -108,9 +108,8 @@ def budget_cuts(result: RecipeResult) -> dict[str, list[str]]:
     bare count did not say that the answer was decided without it.
     """
     cuts: dict[str, list[str]] = {}
-    for line in result.skipped:  # "<stage>: <recipe name> (<why>)"
-        stage, _, rest = line.partition(": ")
-        cuts.setdefault(stage, []).append(f"{rest.rsplit(' (', 1)[0]} (skipped)")
+    for skip in result.skipped:
+        cuts.setdefault(skip.stage, []).append(f"{skip.recipe.name} (skipped)")
     for t in result.trials:
         if not t.complete and BUDGET_STOP in t.notes:
             cuts.setdefault(t.stage, []).append(f"{t.recipe.name} (stopped after {len(t.scores)} fold(s))")

@@ -92,6 +92,22 @@ class SearchSpace:
         self.semi = semi_candidates(self.semi)
 
 
+@dataclass(frozen=True)
+class Skip:
+    """A candidate the compute budget kept from starting: its stage, recipe and why.
+
+    Structured, so a reader (`synth recommend`'s summary) takes the stage and the recipe from here
+    instead of parsing them back out of a sentence; `str()` is the line recipe.json records.
+    """
+
+    stage: str
+    recipe: Recipe
+    why: str
+
+    def __str__(self) -> str:
+        return f"{self.stage}: {self.recipe.name} ({self.why})"
+
+
 @dataclass
 class RecipeResult:
     """The chosen recipe with the evidence behind it; `train_final` trains the user's classifier."""
@@ -104,7 +120,7 @@ class RecipeResult:
     seed: int
     train_cfg: TrainConfig
     reason: str = ""
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[Skip] = field(default_factory=list)
     metric: str = "accuracy"
     repeats: int = 1
     test_train_ratio: float | None = None
@@ -143,7 +159,7 @@ class RecipeResult:
             "contributions": self.contributions, "search_seconds": round(self.seconds, 1),
             "k_folds": self.k_folds, "seed": self.seed, "train": vars(self.train_cfg),
             "candidates": [t.to_dict(base, self.metric, self.test_train_ratio) for t in self.trials],
-            "skipped": self.skipped,
+            "skipped": [str(k) for k in self.skipped],
         }
 
 
@@ -204,7 +220,7 @@ class _Search:
         """Score `recipe` fold by fold; stop early (pruned) once it trails `against` by `prune_margin`."""
         why = None if force else self.out_of_budget(stage, recipe)
         if why is not None:
-            self.skipped.append(f"{stage}: {recipe.name} ({why})")
+            self.skipped.append(Skip(stage, recipe, why))
             return None
         t0, scores, briers, losses, notes_before = time.perf_counter(), [], [], [], len(self.ctx.notes)
         confidence, correct = [], []
@@ -532,4 +548,4 @@ def _ssl_module_available() -> bool:
         return False
     return True
 
-__all__ = ["BUDGET_STOP", "DEFAULT_REASON", "GATE_REASON", "RecipeResult", "SearchBudget", "SearchSpace", "Trial", "evaluate_recipes", "search_recipe"]
+__all__ = ["BUDGET_STOP", "DEFAULT_REASON", "GATE_REASON", "RecipeResult", "SearchBudget", "SearchSpace", "Skip", "Trial", "evaluate_recipes", "search_recipe"]
