@@ -75,9 +75,14 @@ def family(path: Path) -> str:
     return re.split(r"[-_]", path.stem, maxsplit=1)[0].lower()
 
 
-def export(out: Path, test_share: float, seed: int) -> dict:
+def image_name(path: Path) -> str:
+    """The file name (without .png) a font's images get: its folder and stem, filesystem-safe."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", f"{path.parent.name}_{path.stem}")
+
+
+def export(out: Path, test_share: float, seed: int, dirs: tuple[str, ...] = FONT_DIRS) -> dict:
     rendered, seen, skipped = {}, set(), {"no_letters": 0, "blank": 0, "duplicate": 0, "unreadable": 0}
-    for path in font_files():
+    for path in font_files(dirs):
         if not covers(path):
             skipped["no_letters"] += 1
             continue
@@ -103,7 +108,7 @@ def export(out: Path, test_share: float, seed: int) -> dict:
     for path, images in rendered.items():
         split = "test" if family(path) in test_families else "train"
         counts[split] += 1
-        name = re.sub(r"[^A-Za-z0-9]+", "_", f"{path.parent.name}_{path.stem}")
+        name = image_name(path)
         for letter, im in zip(LETTERS, images, strict=True):
             d = out / split / letter
             d.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,65 @@
+"""The benchmark helpers whose mistakes would leak test images into design checks or the glyphs dataset."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+import dev_split  # noqa: E402
+import make_glyph_folder as glyphs  # noqa: E402
+
+from synth.data.imagefolder import read_image_folder  # noqa: E402
+
+MPL_FONTS = str(Path(matplotlib.get_data_path()) / "fonts" / "ttf")
+
+
+def test_dev_split_partitions_the_pool_and_never_holds_a_test_image():
+    """Design checks choose settings on dev images: they must come from the pool, never from the test split."""
+    from omegaconf import OmegaConf
+
+    from synth.config import build
+
+    source = build(OmegaConf.load(dev_split.REPO / "conf" / "data" / "digits.yaml"), "data")
+    dev, rest = dev_split.dev_split("digits")
+    dev_ids, rest_ids = set(dev.ids), set(rest.ids)
+    assert len(dev) == dev_split.DEV_SIZE["digits"] and not dev_ids & rest_ids
+    assert dev_ids | rest_ids == set(source.pool.ids)
+    assert not (dev_ids | rest_ids) & set(source.test.ids)
+    again, _ = dev_split.dev_split("digits")  # one fixed split shared by every check
+    assert list(again.ids) == list(dev.ids)
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory):
+    out = tmp_path_factory.mktemp("glyphs")
+    return out, glyphs.export(out, test_share=0.3, seed=0, dirs=(MPL_FONTS,))
+
+
+def test_glyph_export_holds_out_whole_font_families(export):
+    """No weight or italic of a test typeface may sit in the training pool: the split is by family."""
+    out, summary = export
+    names = {split: {p.stem for p in (out / split / "A").glob("*.png")} for split in ("train", "test")}
+    assert names["train"] and names["test"]
+    family_of = {glyphs.image_name(p): glyphs.family(p) for p in glyphs.font_files((MPL_FONTS,))}
+    fam = {split: {family_of[n] for n in names[split]} for split in names}
+    assert not fam["train"] & fam["test"]
+    assert summary["images_per_class"] == {"train": len(names["train"]), "test": len(names["test"])}
+    assert summary["fonts"] == len(names["train"]) + len(names["test"])
+    assert summary["skipped"]["no_letters"] > 0  # matplotlib's symbol fonts lack the Latin letters
+
+
+def test_glyph_export_loads_as_an_image_folder_and_is_deterministic(export, tmp_path):
+    out, summary = export
+    train = read_image_folder(out / "train")
+    assert train.class_names == tuple(glyphs.LETTERS) and train.image_shape[:2] == (28, 28)
+    assert np.all(train.class_counts() == summary["images_per_class"]["train"])
+    again = glyphs.export(tmp_path, test_share=0.3, seed=0, dirs=(MPL_FONTS,))
+    assert again == summary
+    twin = read_image_folder(tmp_path / "train")
+    assert list(twin.ids) == list(train.ids) and np.array_equal(twin.images, train.images)
