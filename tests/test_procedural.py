@@ -62,6 +62,25 @@ def test_unknown_backend_and_bad_working_size():
         build_augmenter([], backend="kornia-nope")
     with pytest.raises(ConfigError, match="working_size"):
         build_augmenter([], working_size=0)
+    for backend in BACKENDS:
+        with pytest.raises(ConfigError, match="resample must be one of"):
+            build_augmenter([], backend=backend, resample="bicubic")
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+@pytest.mark.parametrize("shape", [(8, 8, 1), (28, 28, 1), (10, 13, 3)])
+def test_exact_resample_returns_a_draw_no_op_touched_unchanged(backend, shape):
+    """The working-size round trip must not itself change the image; only the ops may."""
+    img = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    untouched = [{"name": "HorizontalFlip", "p": 0.0}]
+    assert np.array_equal(build_augmenter(untouched, 32, backend, "exact")(img, np.random.default_rng(1)), img)
+    if 2 * min(shape[:2]) <= 32:  # what "exact" removes: bilinear up + area down blurs every draw
+        assert not np.array_equal(build_augmenter(untouched, 32, backend, "bilinear")(img, np.random.default_rng(1)), img)
+    aug = build_augmenter([{"name": "Affine", "rotate": [-20, 20], "p": 1.0}], 32, backend, "exact")
+    a = aug(img, np.random.default_rng(5))
+    assert a.shape == shape and not np.array_equal(a, img)
+    assert aug.to_dict()["resample"] == "exact"
+    assert np.array_equal(build_augmenter(**aug.to_dict())(img, np.random.default_rng(5)), a)
 
 
 @pytest.fixture(scope="module")

@@ -32,8 +32,8 @@ class Augmenter(Protocol):
         """Serialisable description, enough to rebuild the augmenter."""
 
 
-def _resize(image: np.ndarray, hw: tuple[int, int], shrinking: bool) -> np.ndarray:
-    interp = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+def _resize(image: np.ndarray, hw: tuple[int, int], shrinking: bool, resample: str = "bilinear") -> np.ndarray:
+    interp = cv2.INTER_AREA if shrinking else (cv2.INTER_NEAREST if resample == "exact" else cv2.INTER_LINEAR)
     out = cv2.resize(image, (hw[1], hw[0]), interpolation=interp)
     return out[..., None] if out.ndim == 2 else out
 
@@ -48,13 +48,15 @@ class AlbumentationsAugmenter:
 
     backend = "albumentations"
 
-    def __init__(self, ops: Sequence[Mapping[str, Any]], working_size: int = 32) -> None:
+    def __init__(self, ops: Sequence[Mapping[str, Any]], working_size: int = 32, resample: str = "bilinear") -> None:
         import albumentations as A
 
         if working_size <= 0:
             raise ConfigError(f"generator.working_size must be > 0, got {working_size}")
+        if resample not in RESAMPLE:
+            raise ConfigError(f"generator.resample must be one of {RESAMPLE}, got {resample!r}")
         self.ops = [dict(op) for op in ops]
-        self.working_size = int(working_size)
+        self.working_size, self.resample = int(working_size), resample
         transforms = []
         for i, op in enumerate(self.ops):
             params = dict(op)
@@ -70,8 +72,8 @@ class AlbumentationsAugmenter:
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         h, w = image.shape[:2]
-        scale = self.working_size / min(h, w)
-        work = _resize(image, (round(h * scale), round(w * scale)), False) if scale > 1 else image
+        work_hw = working_hw(h, w, self.working_size, self.resample)
+        work = _resize(image, work_hw, False, self.resample) if work_hw != (h, w) else image
         self._compose.set_random_state(rng, random.Random(int(rng.integers(2**63))))
         out = self._compose(image=work)["image"]
         if out.ndim == 2:
@@ -81,10 +83,11 @@ class AlbumentationsAugmenter:
         return np.ascontiguousarray(out, dtype=np.uint8)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"backend": self.backend, "ops": self.ops, "working_size": self.working_size}
+        return {"backend": self.backend, "ops": self.ops, "working_size": self.working_size,
+                **({"resample": self.resample} if self.resample != "bilinear" else {})}
 
 
-from generators.procedural.torch_backend import TorchAugmenter  # noqa: E402  (after the Protocol it honours)
+from generators.procedural.torch_backend import RESAMPLE, TorchAugmenter, working_hw  # noqa: E402
 
 #: albumentations: any of its transforms, one image per call. torch: synth's preset/policy ops,
 #: a whole batch per call (`batch`): ~3x faster per batch of 64 digits (light 21 -> 6 ms, strong 40 -> 13 ms).
@@ -100,8 +103,9 @@ def augment_batch(augment, images: np.ndarray, rngs: list[np.random.Generator]) 
     return np.stack([augment(image, rng) for image, rng in zip(images, rngs, strict=True)])
 
 
-def build_augmenter(ops: Sequence[Mapping[str, Any]], working_size: int = 32, backend: str = "albumentations"):
-    """Construct an augmenter for `backend` (a key of `BACKENDS`)."""
+def build_augmenter(ops: Sequence[Mapping[str, Any]], working_size: int = 32, backend: str = "albumentations",
+                    resample: str = "bilinear"):
+    """Construct an augmenter for `backend` (a key of `BACKENDS`); `resample`: see torch_backend.RESAMPLE."""
     if backend not in BACKENDS:
         raise ConfigError(f"unknown augmenter backend {backend!r}; known: {', '.join(BACKENDS)}")
-    return BACKENDS[backend](ops, working_size=working_size)
+    return BACKENDS[backend](ops, working_size=working_size, resample=resample)

@@ -31,10 +31,11 @@ class ProceduralGenerator(Generator):
         working_size: int = 32,
         backend: str = "albumentations",
         preset: str = "custom",
+        resample: str = "bilinear",
     ) -> None:
         ops = [dict(op) for op in ops]
-        super().__init__(ops=ops, working_size=working_size, backend=backend, preset=preset)
-        self.augmenter = build_augmenter(ops, working_size, backend)
+        super().__init__(ops=ops, working_size=working_size, backend=backend, preset=preset, resample=resample)
+        self.augmenter = build_augmenter(ops, working_size, backend, resample)
         self._images: np.ndarray | None = None
         self._ids: np.ndarray | None = None
         self._by_class: list[np.ndarray] = []

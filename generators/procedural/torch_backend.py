@@ -278,6 +278,24 @@ def _normalise(i: int, op: Mapping[str, Any]) -> Params:
     return out
 
 
+#: how an image reaches the working size and back. "bilinear": bilinear up, area down, which blurs every
+#: draw even when no op applies (a [1/8, 3/4, 1/8] kernel per axis at 4x). "exact": nearest up by a whole
+#: factor, area down, so a draw no op touched comes back unchanged.
+RESAMPLE = ("bilinear", "exact")
+
+
+def working_hw(h: int, w: int, working_size: int, resample: str) -> tuple[int, int]:
+    """The size ops run at: the shorter side at least `working_size`; for "exact", (h, w) times the whole factor
+    nearest to reaching it (at least 1)."""
+    scale = working_size / min(h, w)
+    if resample == "exact":  # the whole factor nearest the working size: 8 px -> 32, 28 px -> 28 (as they are)
+        k = max(1, round(scale))
+        return h * k, w * k
+    if scale <= 1:
+        return h, w
+    return round(h * scale), round(w * scale)
+
+
 class TorchAugmenter:
     """Batched augmenter over synth's op dicts; `__call__` for one image, `batch` for many.
 
@@ -288,11 +306,13 @@ class TorchAugmenter:
 
     backend = "torch"
 
-    def __init__(self, ops: Sequence[Mapping[str, Any]], working_size: int = 32) -> None:
+    def __init__(self, ops: Sequence[Mapping[str, Any]], working_size: int = 32, resample: str = "bilinear") -> None:
         if working_size <= 0:
             raise ConfigError(f"generator.working_size must be > 0, got {working_size}")
+        if resample not in RESAMPLE:
+            raise ConfigError(f"generator.resample must be one of {RESAMPLE}, got {resample!r}")
         self.ops = [dict(op) for op in ops]
-        self.working_size = int(working_size)
+        self.working_size, self.resample = int(working_size), resample
         self._ops = [_normalise(i, op) for i, op in enumerate(self.ops)]
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -303,13 +323,13 @@ class TorchAugmenter:
         if images.ndim != 4 or len(images) != len(rngs):
             raise ValueError(f"batch wants (N, H, W, C) images and N rngs, got {images.shape} and {len(rngs)}")
         n, h, w, c = images.shape
-        scale = self.working_size / min(h, w)
-        work_hw = (round(h * scale), round(w * scale)) if scale > 1 else (h, w)
+        work_hw = working_hw(h, w, self.working_size, self.resample)
         draws = self._draw(rngs, (c, *work_hw))
         with torch.no_grad():
             x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
             if work_hw != (h, w):
-                x = F.interpolate(x, size=work_hw, mode="bilinear", align_corners=False)
+                mode = "nearest" if self.resample == "exact" else "bilinear"
+                x = F.interpolate(x, size=work_hw, mode=mode, **({} if mode == "nearest" else {"align_corners": False}))
             for op, (active, params) in zip(self._ops, draws, strict=True):
                 if active:
                     idx = torch.tensor(active)
@@ -329,4 +349,5 @@ class TorchAugmenter:
         return draws
 
     def to_dict(self) -> dict[str, Any]:
-        return {"backend": self.backend, "ops": self.ops, "working_size": self.working_size}
+        return {"backend": self.backend, "ops": self.ops, "working_size": self.working_size,
+                **({"resample": self.resample} if self.resample != "bilinear" else {})}

@@ -41,10 +41,17 @@ class AugPolicy:
     prob: float = 1.0
     #: the augmenter backend (generators.procedural.BACKENDS): torch batches online augmentation
     backend: str = "torch"
+    #: the working-size round trip (generators.procedural.torch_backend.RESAMPLE)
+    resample: str = "bilinear"
 
     def __post_init__(self) -> None:
         if not 0.0 < self.prob <= 1.0:
             raise ConfigError(f"augmentation policy {self.name!r}: prob must be in (0, 1], got {self.prob}")
+        from generators.procedural.torch_backend import RESAMPLE
+
+        if self.resample not in RESAMPLE:
+            raise ConfigError(f"augmentation policy {self.name!r}: resample must be one of {RESAMPLE}, "
+                              f"got {self.resample!r}")
 
     @property
     def is_none(self) -> bool:
@@ -56,19 +63,19 @@ class AugPolicy:
             return None
         from generators.procedural import build_augmenter
 
-        augment = build_augmenter([dict(op) for op in self.ops], self.working_size, self.backend)
+        augment = build_augmenter([dict(op) for op in self.ops], self.working_size, self.backend, self.resample)
         return augment if self.prob >= 1.0 else Sometimes(augment, self.prob)
 
     def with_prob(self, prob: float) -> AugPolicy:
         """This policy applied to a `prob` share of draws, named `<name>@p<prob>`."""
         base = self.name.split("@p")[0]
         name = base if prob >= 1.0 else f"{base}@p{prob:g}"
-        return AugPolicy(name, self.ops, self.working_size, dict(self.meta), float(prob), self.backend)
+        return AugPolicy(name, self.ops, self.working_size, dict(self.meta), float(prob), self.backend, self.resample)
 
     def to_dict(self) -> dict[str, Any]:
         # prob only when < 1: recipes written before it existed serialise (and hash) unchanged
         return {"name": self.name, "ops": [dict(op) for op in self.ops], "working_size": self.working_size,
-                "backend": self.backend,
+                "backend": self.backend, **({"resample": self.resample} if self.resample != "bilinear" else {}),
                 **({"prob": self.prob} if self.prob < 1.0 else {}),
                 **({"meta": dict(self.meta)} if self.meta else {})}
 
@@ -79,7 +86,7 @@ class AugPolicy:
         ops = tuple(dict(op) for op in d.get("ops", ()))
         # a recipe written before policies named their backend was augmented by albumentations
         return cls(str(d["name"]), ops, int(d.get("working_size", 32)), dict(d.get("meta", {})),
-                   float(d.get("prob", 1.0)), str(d.get("backend", "albumentations")))
+                   float(d.get("prob", 1.0)), str(d.get("backend", "albumentations")), str(d.get("resample", "bilinear")))
 
 
 class Sometimes:
@@ -128,7 +135,7 @@ def preset(name: str) -> AugPolicy:
 
     cfg = OmegaConf.to_container(OmegaConf.load(path))
     return AugPolicy(name, tuple(cfg.get("ops", ())), int(cfg.get("working_size", 32)),
-                     backend=str(cfg.get("backend", "albumentations")))
+                     backend=str(cfg.get("backend", "albumentations")), resample=str(cfg.get("resample", "bilinear")))
 
 
 # --------------------------------------------------------------- RandAugment-style space
