@@ -143,3 +143,22 @@ def test_torch_backend_affine_matches_albumentations_geometry():
             for b in ("albumentations", "torch")]
     assert np.abs(outs[0].astype(int) - outs[1]).mean() < 8, "torch and albumentations rotate differently"
     assert np.abs(outs[1].astype(int) - img).mean() > 30  # ... and the rotation did move the bar
+
+
+def test_a_procedural_checkpoint_saved_before_resample_existed_loads_as_bilinear(tmp_path, digits_source):
+    """Old checkpoints must keep sampling what they sampled: their config has no `resample` key."""
+    import json
+
+    from generators.base import CONFIG_FILE, Generator
+    from generators.procedural import ProceduralGenerator
+
+    gen = ProceduralGenerator(ops=[{"name": "Affine", "rotate": [-10, 10], "p": 1.0}], backend="torch")
+    gen.fit(digits_source.pool.subset(np.arange(20)))
+    assert Generator.load(gen.save(tmp_path / "new")).config["resample"] == "exact"
+    gen.save(tmp_path / "old")
+    meta = json.loads((tmp_path / "old" / CONFIG_FILE).read_text())
+    del meta["config"]["resample"]
+    (tmp_path / "old" / CONFIG_FILE).write_text(json.dumps(meta))
+    old = Generator.load(tmp_path / "old")
+    assert old.augmenter.to_dict()["resample"] == "bilinear"
+

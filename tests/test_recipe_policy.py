@@ -49,6 +49,23 @@ def test_prob_round_trips_and_old_dicts_still_load():
             BLANK.with_prob(bad)
 
 
+def test_resample_is_recorded_and_a_recipe_written_before_it_reads_as_bilinear(digits_splits):
+    """A saved recipe must rebuild the augmenter it was scored with: old files had the bilinear round trip."""
+    d = Recipe(policy=BLANK.with_prob(0.5)).to_dict()
+    assert d["policy"]["resample"] == "exact" and Recipe.from_dict(d).policy.resample == "exact"
+    old = {k: v for k, v in d["policy"].items() if k != "resample"}
+    legacy = Recipe.from_dict({**d, "policy": old}).policy
+    assert legacy.resample == "bilinear" and legacy.with_prob(1.0).resample == "bilinear"
+    assert legacy.build().augment.to_dict()["resample"] == "bilinear"
+    image = digits_splits.labelled.images[0]
+    untouched = AugPolicy("untouched", ({"name": "GaussNoise", "p": 0.0},))
+    assert np.array_equal(untouched.build()(image, rng_for(0, 1)), image)
+    assert not np.array_equal(AugPolicy.from_dict({**untouched.to_dict(), "resample": "bilinear"}).build()(
+        image, rng_for(0, 1)), image)
+    with pytest.raises(ConfigError, match="resample must be one of"):
+        AugPolicy("x", resample="cubic")
+
+
 def test_training_with_a_share_of_clean_draws_keeps_the_label_signal(small_labelled):
     always = train_with(Recipe(policy=BLANK), small_labelled, seed=0, cfg=SMALL_TRAIN)
     sometimes = train_with(Recipe(policy=BLANK.with_prob(0.5)), small_labelled, seed=0, cfg=SMALL_TRAIN)

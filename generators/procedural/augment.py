@@ -32,7 +32,7 @@ class Augmenter(Protocol):
         """Serialisable description, enough to rebuild the augmenter."""
 
 
-def _resize(image: np.ndarray, hw: tuple[int, int], shrinking: bool, resample: str = "bilinear") -> np.ndarray:
+def _resize(image: np.ndarray, hw: tuple[int, int], shrinking: bool, resample: str = "exact") -> np.ndarray:
     interp = cv2.INTER_AREA if shrinking else (cv2.INTER_NEAREST if resample == "exact" else cv2.INTER_LINEAR)
     out = cv2.resize(image, (hw[1], hw[0]), interpolation=interp)
     return out[..., None] if out.ndim == 2 else out
@@ -48,7 +48,7 @@ class AlbumentationsAugmenter:
 
     backend = "albumentations"
 
-    def __init__(self, ops: Sequence[Mapping[str, Any]], working_size: int = 32, resample: str = "bilinear") -> None:
+    def __init__(self, ops: Sequence[Mapping[str, Any]], working_size: int = 32, resample: str = "exact") -> None:
         import albumentations as A
 
         if working_size <= 0:
@@ -83,8 +83,7 @@ class AlbumentationsAugmenter:
         return np.ascontiguousarray(out, dtype=np.uint8)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"backend": self.backend, "ops": self.ops, "working_size": self.working_size,
-                **({"resample": self.resample} if self.resample != "bilinear" else {})}
+        return {"backend": self.backend, "ops": self.ops, "working_size": self.working_size, "resample": self.resample}
 
 
 from generators.procedural.torch_backend import RESAMPLE, TorchAugmenter, working_hw  # noqa: E402
@@ -104,7 +103,7 @@ def augment_batch(augment, images: np.ndarray, rngs: list[np.random.Generator]) 
 
 
 def build_augmenter(ops: Sequence[Mapping[str, Any]], working_size: int = 32, backend: str = "albumentations",
-                    resample: str = "bilinear"):
+                    resample: str = "exact"):
     """Construct an augmenter for `backend` (a key of `BACKENDS`); `resample`: see torch_backend.RESAMPLE."""
     if backend not in BACKENDS:
         raise ConfigError(f"unknown augmenter backend {backend!r}; known: {', '.join(BACKENDS)}")

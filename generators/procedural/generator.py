@@ -24,6 +24,8 @@ class ProceduralGenerator(Generator):
     """
 
     name = "procedural"
+    #: a checkpoint saved before `resample` existed was sampled with the bilinear round trip
+    legacy_config = {"resample": "bilinear"}
 
     def __init__(
         self,
@@ -31,7 +33,7 @@ class ProceduralGenerator(Generator):
         working_size: int = 32,
         backend: str = "albumentations",
         preset: str = "custom",
-        resample: str = "bilinear",
+        resample: str = "exact",
     ) -> None:
         ops = [dict(op) for op in ops]
         super().__init__(ops=ops, working_size=working_size, backend=backend, preset=preset, resample=resample)

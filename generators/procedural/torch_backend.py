@@ -278,9 +278,11 @@ def _normalise(i: int, op: Mapping[str, Any]) -> Params:
     return out
 
 
-#: how an image reaches the working size and back. "bilinear": bilinear up, area down, which blurs every
-#: draw even when no op applies (a [1/8, 3/4, 1/8] kernel per axis at 4x). "exact": nearest up by a whole
-#: factor, area down, so a draw no op touched comes back unchanged.
+#: how an image reaches the working size and back. "exact" (the default since 2026-12-04): nearest up by a
+#: whole factor, area down, so a draw no op touched comes back unchanged. "bilinear" (before): bilinear up,
+#: area down, which blurs every draw even when no op applies (a [1/8, 3/4, 1/8] kernel per axis at 4x); on
+#: dev splits it cost `strong` 1.8-2.7 points on Fashion-MNIST (benchmarks/results/resample_check_*.md).
+#: Recipes and checkpoints written before the option existed read as "bilinear".
 RESAMPLE = ("bilinear", "exact")
 
 
@@ -306,7 +308,7 @@ class TorchAugmenter:
 
     backend = "torch"
 
-    def __init__(self, ops: Sequence[Mapping[str, Any]], working_size: int = 32, resample: str = "bilinear") -> None:
+    def __init__(self, ops: Sequence[Mapping[str, Any]], working_size: int = 32, resample: str = "exact") -> None:
         if working_size <= 0:
             raise ConfigError(f"generator.working_size must be > 0, got {working_size}")
         if resample not in RESAMPLE:
@@ -349,5 +351,4 @@ class TorchAugmenter:
         return draws
 
     def to_dict(self) -> dict[str, Any]:
-        return {"backend": self.backend, "ops": self.ops, "working_size": self.working_size,
-                **({"resample": self.resample} if self.resample != "bilinear" else {})}
+        return {"backend": self.backend, "ops": self.ops, "working_size": self.working_size, "resample": self.resample}

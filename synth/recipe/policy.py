@@ -41,8 +41,9 @@ class AugPolicy:
     prob: float = 1.0
     #: the augmenter backend (generators.procedural.BACKENDS): torch batches online augmentation
     backend: str = "torch"
-    #: the working-size round trip (generators.procedural.torch_backend.RESAMPLE)
-    resample: str = "bilinear"
+    #: the working-size round trip (generators.procedural.torch_backend.RESAMPLE); a recipe written before
+    #: the option existed reads as "bilinear", the round trip it was scored with
+    resample: str = "exact"
 
     def __post_init__(self) -> None:
         if not 0.0 < self.prob <= 1.0:
@@ -75,7 +76,7 @@ class AugPolicy:
     def to_dict(self) -> dict[str, Any]:
         # prob only when < 1: recipes written before it existed serialise (and hash) unchanged
         return {"name": self.name, "ops": [dict(op) for op in self.ops], "working_size": self.working_size,
-                "backend": self.backend, **({"resample": self.resample} if self.resample != "bilinear" else {}),
+                "backend": self.backend, "resample": self.resample,
                 **({"prob": self.prob} if self.prob < 1.0 else {}),
                 **({"meta": dict(self.meta)} if self.meta else {})}
 
@@ -135,7 +136,7 @@ def preset(name: str) -> AugPolicy:
 
     cfg = OmegaConf.to_container(OmegaConf.load(path))
     return AugPolicy(name, tuple(cfg.get("ops", ())), int(cfg.get("working_size", 32)),
-                     backend=str(cfg.get("backend", "albumentations")), resample=str(cfg.get("resample", "bilinear")))
+                     backend=str(cfg.get("backend", "albumentations")), resample=str(cfg.get("resample", "exact")))
 
 
 # --------------------------------------------------------------- RandAugment-style space
