@@ -15,19 +15,18 @@ dev images (pool images held out of everything):
     python benchmarks/classifier_lever_check.py --data digits --ns 2 5 10 --seeds 0 1 --out a.jsonl
     python benchmarks/classifier_lever_check.py --data digits --ns 2 5 10 --seeds 2 3 --out b.jsonl
     python benchmarks/classifier_lever_check.py --from-jsonl a.jsonl b.jsonl   # -> results/classifier_lever_check_digits.*
+
+results/classifier_lever_check_digits.* were measured with the bilinear augmenter round trip (commit c7fc8ff,
+before `resample: exact` became the default); rerun at that commit to reproduce them.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
-import torch
-from dev_split import RESULTS, dev_split
+from dev_split import check_main
 
 from synth.data import ImageSet, draw_budget
 from synth.recipe import preset
@@ -75,32 +74,7 @@ def markdown(rows: list[dict], command: str) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="digits")
-    ap.add_argument("--ns", type=int, nargs="+", default=[2, 5, 10])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
-    ap.add_argument("--out", type=Path, help="append one JSON row per draw here (resumable by hand)")
-    ap.add_argument("--from-jsonl", type=Path, nargs="+", help="write the results files from saved rows")
-    args = ap.parse_args()
-    if args.from_jsonl:
-        rows = [json.loads(line) for p in args.from_jsonl for line in p.read_text().splitlines() if line.strip()]
-        rows = [{"data": args.data, **r} for r in rows]
-        rows.sort(key=lambda r: (r["n"], r["seed"]))
-        stem = RESULTS / f"classifier_lever_check_{rows[0]['data']}"
-        command = f"python benchmarks/classifier_lever_check.py --data {args.data} --ns 2 5 10 --seeds 0 1 (and 2 3)"
-        stem.with_suffix(".json").write_text(json.dumps({"command": command, "rows": rows}, indent=2) + "\n")
-        stem.with_suffix(".md").write_text(markdown(rows, command))
-        print(f"wrote {stem}.json / .md")
-        return
-    torch.set_num_threads(1)
-    dev, rest = dev_split(args.data)  # once: the split is fixed, every draw reads the same dev images
-    for n in args.ns:
-        for seed in args.seeds:
-            row = run_draw(args.data, dev, rest, n, seed)
-            print(json.dumps(row), flush=True)
-            if args.out:
-                with args.out.open("a") as f:
-                    f.write(json.dumps(row) + "\n")
+    check_main("classifier_lever_check", __doc__, run_draw, markdown, ns=[2, 5, 10])
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ harness reports on. One fixed permutation (seed 123) makes the split the same in
 
 from __future__ import annotations
 
+import argparse
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -42,3 +43,41 @@ def write_results(stem: Path, command: str, semi: SemiConfig, rows: list[dict], 
                                                     indent=2) + "\n")
     stem.with_suffix(".md").write_text(markdown)
     print(f"wrote {stem}.json / .md")
+
+
+def check_main(name: str, doc: str, run_draw: Callable[[str, ImageSet, ImageSet, int, int], dict],
+               markdown: Callable[[list[dict], str], str], ns: Sequence[int]) -> None:
+    """The command line the per-draw checks share (`<name>.py`).
+
+    Either run draws, one JSON row per (n, seed) printed and appended to `--out` (so two processes can split
+    the seeds and a killed run keeps what it finished), or, with `--from-jsonl`, write
+    results/<name>_<data>.json / .md from saved rows, with the command that reproduces them.
+    """
+    import torch
+
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--data", default="digits")
+    ap.add_argument("--ns", type=int, nargs="+", default=list(ns))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
+    ap.add_argument("--out", type=Path, help="append one JSON row per draw here")
+    ap.add_argument("--from-jsonl", type=Path, nargs="+", help="write the results files from saved rows")
+    args = ap.parse_args()
+    if args.from_jsonl:
+        rows = sorted(({"data": args.data, **json.loads(line)} for p in args.from_jsonl
+                       for line in p.read_text().splitlines() if line.strip()), key=lambda r: (r["n"], r["seed"]))
+        stem = RESULTS / f"{name}_{args.data}"
+        command = (f"python benchmarks/{name}.py --data {args.data} --ns {' '.join(str(n) for n in sorted({r['n'] for r in rows}))}"
+                   f" --seeds {' '.join(str(s) for s in sorted({r['seed'] for r in rows}))}")
+        stem.with_suffix(".json").write_text(json.dumps({"command": command, "rows": rows}, indent=2) + "\n")
+        stem.with_suffix(".md").write_text(markdown(rows, command))
+        print(f"wrote {stem}.json / .md")
+        return
+    torch.set_num_threads(1)
+    dev, rest = dev_split(args.data)  # once: the split is fixed, every draw reads the same dev images
+    for n in args.ns:
+        for seed in args.seeds:
+            row = run_draw(args.data, dev, rest, n, seed)
+            print(json.dumps(row), flush=True)
+            if args.out:
+                with args.out.open("a") as f:
+                    f.write(json.dumps(row) + "\n")

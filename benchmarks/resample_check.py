@@ -15,15 +15,11 @@ images held out of everything: real only, and each policy with either round trip
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
-import torch
-from dev_split import RESULTS, dev_split
+from dev_split import check_main
 
 from generators.procedural.torch_backend import TorchAugmenter
 from synth.data import ImageSet, draw_budget
@@ -70,33 +66,7 @@ def markdown(rows: list[dict], command: str) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="digits")
-    ap.add_argument("--ns", type=int, nargs="+", default=[2, 5, 10, 20])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
-    ap.add_argument("--out", type=Path, help="append one JSON row per draw here")
-    ap.add_argument("--from-jsonl", type=Path, nargs="+", help="write the results files from saved rows")
-    args = ap.parse_args()
-    if args.from_jsonl:
-        rows = sorted((json.loads(line) for p in args.from_jsonl for line in p.read_text().splitlines() if line.strip()),
-                      key=lambda r: (r["n"], r["seed"]))
-        stem = RESULTS / f"resample_check_{args.data}"
-        ns = " ".join(str(n) for n in sorted({r["n"] for r in rows}))
-        seeds = " ".join(str(s) for s in sorted({r["seed"] for r in rows}))
-        command = f"python benchmarks/resample_check.py --data {args.data} --ns {ns} --seeds {seeds}"
-        stem.with_suffix(".json").write_text(json.dumps({"command": command, "rows": rows}, indent=2) + "\n")
-        stem.with_suffix(".md").write_text(markdown(rows, command))
-        print(f"wrote {stem}.json / .md")
-        return
-    torch.set_num_threads(1)
-    dev, rest = dev_split(args.data)
-    for n in args.ns:
-        for seed in args.seeds:
-            row = run_draw(args.data, dev, rest, n, seed)
-            print(json.dumps(row), flush=True)
-            if args.out:
-                with args.out.open("a") as f:
-                    f.write(json.dumps(row) + "\n")
+    check_main("resample_check", __doc__, run_draw, markdown, ns=[2, 5, 10, 20])
 
 
 if __name__ == "__main__":
