@@ -56,6 +56,7 @@ class PseudoLabelGenerator(Generator):
             (helped on digits, hurt on Fashion-MNIST: let the recipe search decide).
         augment_ops: albumentations ops for online augmentation while training the teacher
             (the teacher is much better with it on digits); empty = none.
+        working_size, resample: the augmenter's working size and round trip (as the recipe's policy).
         steps, batch_size, width, hidden: the teacher SmallCNN's training.
         max_pool: label at most this many pool images (a seeded subset), to bound cost.
         seed: seeds teacher training and the pool subset.
@@ -63,6 +64,8 @@ class PseudoLabelGenerator(Generator):
 
     name = "pseudo_label"
     uses_unlabelled = True
+    #: a checkpoint saved before `resample` existed augmented with the bilinear round trip
+    legacy_config = {"resample": "bilinear"}
 
     def __init__(
         self,
@@ -78,6 +81,7 @@ class PseudoLabelGenerator(Generator):
         hidden: int = 64,
         max_pool: int | None = None,
         seed: int = 0,
+        resample: str = "exact",
     ) -> None:
         if not 0.0 <= threshold <= 1.0:
             raise ConfigError(f"generator.threshold must be in [0, 1], got {threshold}")
@@ -94,14 +98,14 @@ class PseudoLabelGenerator(Generator):
         super().__init__(
             threshold=threshold, min_precision=min_precision, k_folds=k_folds, rounds=rounds,
             augment_ops=augment_ops, working_size=working_size, steps=steps, batch_size=batch_size,
-            width=width, hidden=hidden, max_pool=max_pool, seed=seed,
+            width=width, hidden=hidden, max_pool=max_pool, seed=seed, resample=resample,
         )
         self.train_cfg = TrainConfig(steps=steps, batch_size=batch_size, width=width, hidden=hidden)
         self.augmenter = None
         if augment_ops:
             from generators.procedural import build_augmenter
 
-            self.augmenter = build_augmenter(augment_ops, working_size)
+            self.augmenter = build_augmenter(augment_ops, working_size, resample=resample)
         self._set_kept(np.zeros((0, 1, 1, 1), np.uint8), np.zeros(0, np.int64), np.zeros(0, str), np.zeros(0))
 
     # ---------------------------------------------------------------- state

@@ -102,3 +102,18 @@ def test_pruning_margin_is_at_least_three_images_of_the_smallest_fold(small_labe
     assert s.prune_margin == pytest.approx(3.0 / min(len(f) for f in folds))
     big = [np.arange(100), np.arange(100, 200)]
     assert _Search(small_labelled, None, big, 0, TrainContext(SMALL_TRAIN), SearchBudget(), False).prune_margin == 0.05
+
+
+def test_a_source_built_on_a_policy_augments_with_its_round_trip():
+    """Offline variations and the pseudo-label teacher must use the policy's resample, or an old recipe re-scores
+    with a different augmenter than it was chosen with."""
+    from generators.procedural import ProceduralGenerator
+    from generators.pseudo_label import PseudoLabelGenerator
+    from synth.recipe.search import _sources_on
+
+    old = AugPolicy.from_dict({"name": "old", "ops": [{"name": "GaussNoise", "p": 1.0}], "backend": "torch"})
+    (src,) = _sources_on(SearchSpace(sources=("procedural",)), Recipe(policy=old), False, ["procedural"])
+    assert src.source_config["resample"] == "bilinear"
+    assert ProceduralGenerator(**src.source_config).augmenter.to_dict()["resample"] == "bilinear"
+    teacher = PseudoLabelGenerator(augment_ops=list(old.ops), resample=old.resample)
+    assert teacher.augmenter.to_dict()["resample"] == "bilinear" and teacher.config["resample"] == "bilinear"

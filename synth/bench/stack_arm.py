@@ -136,7 +136,7 @@ def pl_kwargs(p: Mapping[str, Any], policy: AugPolicy, train: TrainConfig, seed:
     """PseudoLabelGenerator arguments: the chosen augmentation and (by default) the arm's classifier recipe."""
     return {"threshold": float(p["threshold"]), "k_folds": int(p["pl_k_folds"]),
             "augment_ops": [dict(op) for op in policy.ops], "working_size": policy.working_size,
-            "max_pool": p["max_pool"], "seed": seed, **teacher_params(p, train)}
+            "resample": policy.resample, "max_pool": p["max_pool"], "seed": seed, **teacher_params(p, train)}
 
 
 def pl_gate(slice_: ImageSet, policy: AugPolicy, p: Mapping[str, Any], train: TrainConfig, seed: int) -> dict:

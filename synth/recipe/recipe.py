@@ -180,6 +180,7 @@ def _source_images(
     if recipe.source == "pseudo_label":
         config.setdefault("augment_ops", [dict(op) for op in recipe.policy.ops])
         config.setdefault("working_size", recipe.policy.working_size)
+        config.setdefault("resample", recipe.policy.resample)
         config.setdefault("seed", seed)
     gen = klass(**config).fit(labelled, unlabelled)
     try:

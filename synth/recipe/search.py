@@ -362,7 +362,7 @@ def _sources_on(space: SearchSpace, base: Recipe, has_pool: bool, available: lis
             out.append(base.with_(source=src, source_config=cfg, synthetic_share=None))
         elif src == "procedural":  # offline variations of the incumbent policy (or light)
             pol = base.policy if not base.policy.is_none else preset("light")
-            cfg = {"ops": [dict(o) for o in pol.ops], "working_size": pol.working_size, **cfg}
+            cfg = {"ops": [dict(o) for o in pol.ops], "working_size": pol.working_size, "resample": pol.resample, **cfg}
             out.append(base.with_(source=src, source_config=cfg, synthetic_share=space.shares[0]))
         else:
             out.append(base.with_(source=src, source_config=cfg, synthetic_share=space.shares[0]))
