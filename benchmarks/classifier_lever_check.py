@@ -23,10 +23,9 @@ before `resample: exact` became the default); rerun at that commit to reproduce 
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 
 import numpy as np
-from dev_split import check_main
+from dev_split import check_main, draw_table
 
 from synth.data import ImageSet, draw_budget
 from synth.recipe import preset
@@ -57,21 +56,8 @@ def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int) -> dic
 
 
 def markdown(rows: list[dict], command: str) -> str:
-    by = defaultdict(list)
-    for r in rows:
-        by[r["n"]].append(r)
-    lines = [f"# Classifier-side levers on top of strong@p0.5: {rows[0]['data']} dev split\n",
-             f"Command: `{command}`\n", "Dev accuracy (%), mean over draws; per-draw differences vs sp5 in points.\n",
-             "| n | draws | " + " | ".join(ARMS) + " | ens5 - sp5 per draw | 1200 - sp5 per draw |",
-             "|---" * (len(ARMS) + 4) + "|"]
-    for n in sorted(by):
-        rs = by[n]
-        mean = " | ".join(f"{100 * np.mean([r[a] for r in rs]):.1f}" for a in ARMS)
-        ens = ", ".join(f"{100 * (r['sp5_ens5'] - r['sp5']):+.1f}" for r in rs)
-        long = ", ".join(f"{100 * (r['sp5_1200'] - r['sp5']):+.1f}" for r in rs)
-        lines.append(f"| {n} | {len(rs)} (seeds {', '.join(str(r['seed']) for r in rs)}) | {mean} | {ens} | {long} |")
-    return "\n".join(lines) + "\n"
-
+    return draw_table(rows, command, "Classifier-side levers on top of strong@p0.5", ARMS,
+                      [("sp5_ens5 - sp5", "sp5_ens5", "sp5"), ("sp5_1200 - sp5", "sp5_1200", "sp5")])
 
 def main() -> None:
     check_main("classifier_lever_check", __doc__, run_draw, markdown, ns=[2, 5, 10])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -81,3 +82,22 @@ def check_main(name: str, doc: str, run_draw: Callable[[str, ImageSet, ImageSet,
             if args.out:
                 with args.out.open("a") as f:
                     f.write(json.dumps(row) + "\n")
+
+
+def draw_table(rows: list[dict], command: str, title: str, arms: Sequence[str],
+               diffs: Sequence[tuple[str, str, str]]) -> str:
+    """Markdown for a per-draw check: mean dev accuracy per arm and budget, then for each `(label, a, b)` the
+    per-draw difference a - b in points (the mean hides whether a lever helps on every draw)."""
+    by = defaultdict(list)
+    for r in rows:
+        by[r["n"]].append(r)
+    lines = [f"# {title}: {rows[0]['data']} dev split\n", f"Command: `{command}`\n",
+             "Dev accuracy (%), mean over draws; then per draw, the differences named, in points.\n",
+             "| n | draws | " + " | ".join(arms) + "".join(f" | {label} per draw" for label, _, _ in diffs) + " |",
+             "|---" * (len(arms) + 2 + len(diffs)) + "|"]
+    for n in sorted(by):
+        rs = by[n]
+        cells = [f"{100 * np.mean([r[a] for r in rs]):.1f}" for a in arms]
+        cells += [", ".join(f"{100 * (r[a] - r[b]):+.1f}" for r in rs) for _, a, b in diffs]
+        lines.append(f"| {n} | {len(rs)} (seeds {', '.join(str(r['seed']) for r in rs)}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

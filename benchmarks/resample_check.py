@@ -16,10 +16,8 @@ images held out of everything: real only, and each policy with either round trip
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 
-import numpy as np
-from dev_split import check_main
+from dev_split import check_main, draw_table
 
 from generators.procedural.torch_backend import TorchAugmenter
 from synth.data import ImageSet, draw_budget
@@ -49,21 +47,8 @@ def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int) -> dic
 
 
 def markdown(rows: list[dict], command: str) -> str:
-    by = defaultdict(list)
-    for r in rows:
-        by[r["n"]].append(r)
-    lines = [f"# Augmenter resize round trip: bilinear vs exact, {rows[0]['data']} dev split\n",
-             f"Command: `{command}`\n",
-             "Dev accuracy (%), mean over draws; per draw, exact - bilinear in points.\n",
-             "| n | draws | " + " | ".join(ARMS) + " | strong@p0.5: exact - bilinear | strong: exact - bilinear |",
-             "|---" * (len(ARMS) + 4) + "|"]
-    for n in sorted(by):
-        rs = by[n]
-        mean = " | ".join(f"{100 * np.mean([r[a] for r in rs]):.1f}" for a in ARMS)
-        diffs = [", ".join(f"{100 * (r[f'{p} exact'] - r[f'{p} bilinear']):+.1f}" for r in rs) for p in ("strong@p0.5", "strong")]
-        lines.append(f"| {n} | {len(rs)} (seeds {', '.join(str(r['seed']) for r in rs)}) | {mean} | {' | '.join(diffs)} |")
-    return "\n".join(lines) + "\n"
-
+    return draw_table(rows, command, "Augmenter resize round trip, bilinear vs exact", ARMS,
+                      [(f"{p}: exact - bilinear", f"{p} exact", f"{p} bilinear") for p in ("strong@p0.5", "strong")])
 
 def main() -> None:
     check_main("resample_check", __doc__, run_draw, markdown, ns=[2, 5, 10, 20])

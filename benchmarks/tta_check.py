@@ -20,10 +20,9 @@ The views are drawn per image from seeded generators, so every number is reprodu
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 
 import numpy as np
-from dev_split import check_main
+from dev_split import check_main, draw_table
 from torch import nn
 
 from generators.procedural import augment_batch
@@ -63,19 +62,8 @@ def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int) -> dic
 
 
 def markdown(rows: list[dict], command: str) -> str:
-    by = defaultdict(list)
-    for r in rows:
-        by[r["n"]].append(r)
-    lines = [f"# Test-time augmentation on top of strong@p0.5: {rows[0]['data']} dev split\n",
-             f"Command: `{command}`\n", "Dev accuracy (%), mean over draws; per-draw differences vs sp5 in points.\n",
-             "| n | draws | " + " | ".join(ARMS) + " | light8 - sp5 per draw |", "|---" * (len(ARMS) + 3) + "|"]
-    for n in sorted(by):
-        rs = by[n]
-        mean = " | ".join(f"{100 * np.mean([r[a] for r in rs]):.1f}" for a in ARMS)
-        diff = ", ".join(f"{100 * (r['sp5_tta_light8'] - r['sp5']):+.1f}" for r in rs)
-        lines.append(f"| {n} | {len(rs)} (seeds {', '.join(str(r['seed']) for r in rs)}) | {mean} | {diff} |")
-    return "\n".join(lines) + "\n"
-
+    return draw_table(rows, command, "Test-time augmentation on top of strong@p0.5", ARMS,
+                      [("sp5_tta_light8 - sp5", "sp5_tta_light8", "sp5")])
 
 def main() -> None:
     check_main("tta_check", __doc__, run_draw, markdown, ns=[2, 5, 10])
