@@ -53,10 +53,8 @@ class AlbumentationsAugmenter:
 
         if working_size <= 0:
             raise ConfigError(f"generator.working_size must be > 0, got {working_size}")
-        if resample not in RESAMPLE:
-            raise ConfigError(f"generator.resample must be one of {RESAMPLE}, got {resample!r}")
         self.ops = [dict(op) for op in ops]
-        self.working_size, self.resample = int(working_size), resample
+        self.working_size, self.resample = int(working_size), check_resample(resample)
         transforms = []
         for i, op in enumerate(self.ops):
             params = dict(op)
@@ -86,7 +84,7 @@ class AlbumentationsAugmenter:
         return {"backend": self.backend, "ops": self.ops, "working_size": self.working_size, "resample": self.resample}
 
 
-from generators.procedural.torch_backend import RESAMPLE, TorchAugmenter, working_hw  # noqa: E402
+from generators.procedural.torch_backend import TorchAugmenter, check_resample, working_hw  # noqa: E402
 
 #: albumentations: any of its transforms, one image per call. torch: synth's preset/policy ops,
 #: a whole batch per call (`batch`): ~3x faster per batch of 64 digits (light 21 -> 6 ms, strong 40 -> 13 ms).

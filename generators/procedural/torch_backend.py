@@ -286,6 +286,13 @@ def _normalise(i: int, op: Mapping[str, Any]) -> Params:
 RESAMPLE = ("bilinear", "exact")
 
 
+def check_resample(resample: str, where: str = "generator.resample") -> str:
+    """`resample` if it is one of RESAMPLE; a ConfigError naming `where` otherwise."""
+    if resample not in RESAMPLE:
+        raise ConfigError(f"{where} must be one of {RESAMPLE}, got {resample!r}")
+    return resample
+
+
 def working_hw(h: int, w: int, working_size: int, resample: str) -> tuple[int, int]:
     """The size ops run at: the shorter side at least `working_size`; for "exact", (h, w) times the whole factor
     nearest to reaching it (at least 1)."""
@@ -311,10 +318,8 @@ class TorchAugmenter:
     def __init__(self, ops: Sequence[Mapping[str, Any]], working_size: int = 32, resample: str = "exact") -> None:
         if working_size <= 0:
             raise ConfigError(f"generator.working_size must be > 0, got {working_size}")
-        if resample not in RESAMPLE:
-            raise ConfigError(f"generator.resample must be one of {RESAMPLE}, got {resample!r}")
         self.ops = [dict(op) for op in ops]
-        self.working_size, self.resample = int(working_size), resample
+        self.working_size, self.resample = int(working_size), check_resample(resample)
         self._ops = [_normalise(i, op) for i, op in enumerate(self.ops)]
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -330,8 +335,8 @@ class TorchAugmenter:
         with torch.no_grad():
             x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
             if work_hw != (h, w):
-                mode = "nearest" if self.resample == "exact" else "bilinear"
-                x = F.interpolate(x, size=work_hw, mode=mode, **({} if mode == "nearest" else {"align_corners": False}))
+                x = (F.interpolate(x, size=work_hw, mode="nearest") if self.resample == "exact"
+                     else F.interpolate(x, size=work_hw, mode="bilinear", align_corners=False))
             for op, (active, params) in zip(self._ops, draws, strict=True):
                 if active:
                     idx = torch.tensor(active)

@@ -48,11 +48,9 @@ class AugPolicy:
     def __post_init__(self) -> None:
         if not 0.0 < self.prob <= 1.0:
             raise ConfigError(f"augmentation policy {self.name!r}: prob must be in (0, 1], got {self.prob}")
-        from generators.procedural.torch_backend import RESAMPLE
+        from generators.procedural.torch_backend import check_resample
 
-        if self.resample not in RESAMPLE:
-            raise ConfigError(f"augmentation policy {self.name!r}: resample must be one of {RESAMPLE}, "
-                              f"got {self.resample!r}")
+        check_resample(self.resample, f"augmentation policy {self.name!r}: resample")
 
     @property
     def is_none(self) -> bool:
