@@ -10,13 +10,8 @@ from synth.recipe.evidence import Trial
 from synth.recipe.policy import AugPolicy, preset, rand_policy, sample_policies
 from synth.recipe.recipe import Recipe, train_with
 from synth.recipe.report import load_recipe, write_report
-from synth.recipe.search import (
-    RecipeResult,
-    SearchBudget,
-    SearchSpace,
-    evaluate_recipes,
-    search_recipe,
-)
+from synth.recipe.result import RecipeResult, SearchBudget, SearchSpace
+from synth.recipe.search import evaluate_recipes, search_recipe
 
 __all__ = [
     "AugPolicy", "Recipe", "RecipeResult", "SearchBudget", "SearchSpace", "Trial", "evaluate_recipes", "load_recipe", "preset",

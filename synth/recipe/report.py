@@ -14,7 +14,7 @@ import numpy as np
 
 from synth.errors import ConfigError
 from synth.recipe.recipe import Recipe
-from synth.recipe.search import RecipeResult
+from synth.recipe.result import RecipeResult
 
 RECIPE_YAML, RECIPE_JSON, RECIPE_PNG = "recipe.yaml", "recipe.json", "recipe.png"
 
