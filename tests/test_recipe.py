@@ -372,6 +372,8 @@ def test_auto_bench_arm_registers_by_config_and_passes_the_protocol_check(digits
         expected = ["semi(steps=10,unlabelled_ratio=1,threshold=0.5)", "semi(steps=10,unlabelled_ratio=1,threshold=0.5,weak=none)"]
         assert semis == (expected if data.unlabelled is not None else [])
         assert len(out.meta["candidates"]) == out.meta["trials"]
+        assert all(v["seconds"] > 0 for v in out.meta["candidates"].values())  # what each trial cost
+        assert len(out.meta["skipped_candidates"]) == out.meta["skipped"]
         assert accuracy(out.model, digits_splits.test) > 0.2
     with pytest.raises(ConfigError, match="unknown key"):
         arm(ArmData(labelled, None, "strict"), 4, 0, ArmConfig("auto", {**params, "max_secs": 1}, cfg.train))

@@ -26,7 +26,8 @@ import numpy as np
 from synth.bench.arms import HARNESS_KEYS
 from synth.data.imageset import ImageSet
 from synth.errors import ConfigError
-from synth.recipe.search import SearchBudget, SearchSpace, search_recipe
+from synth.recipe.result import SearchBudget, SearchSpace
+from synth.recipe.search import search_recipe
 from synth.seeding import rng_for
 from synth.semi import semi_candidates
 from synth.training import TrainConfig
@@ -97,15 +98,18 @@ def arm_auto(data, budget: Any, seed: int, cfg) -> Any:
     meta = {"recipe": result.recipe.name, "recipe_config": d["recipe"], "reason": result.reason,
             "cv_estimate": d["cv_estimate"], "real_only_cv": d["nothing"], "cv_brier": d["cv_brier"],
             "search_seconds": d["search_seconds"], "trials": len(result.trials), "skipped": len(result.skipped),
+            "skipped_candidates": d["skipped"],
             "pool": 0 if pool is None else len(pool), "candidates": _evidence(d)}
     return ArmOutput(model, meta, {"recipe_search": seen})
 
 
 def _evidence(d: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Per candidate: CV accuracy and the paired gain over real only, so a cell says why it chose."""
+    """Per candidate: CV accuracy, the paired gain over real only and its seconds, so a cell says why it
+    chose and what each trial cost (the figure a search budget for larger images is sized from)."""
     out = {}
     for c in d["candidates"]:
-        row = {"cv_acc": round(c["cv_mean"], 4), "stage": c["stage"], "complete": c["complete"]}
+        row = {"cv_acc": round(c["cv_mean"], 4), "stage": c["stage"], "complete": c["complete"],
+               "seconds": c["seconds"]}
         metric = d["decision_metric"]
         for key in (f"{metric}_gain_vs_nothing", f"{metric}_gain_se", "gain_vs_nothing", "gain_se"):
             if key in c:
