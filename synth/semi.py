@@ -37,8 +37,9 @@ from tqdm.auto import tqdm
 
 from synth.data.imageset import ImageSet
 from synth.errors import ConfigError, DataError
+from synth.regularisers import PLAIN, Regularisers
 from synth.seeding import rng_for
-from synth.training import Augment, TrainConfig, make_model, optimizer, to_tensor
+from synth.training import MIX_STREAM, Augment, TrainConfig, make_model, optimizer, to_tensor
 
 _BATCH_STREAM = 47
 #: `augment=WEAK` (the default of `train_semi`): the labelled images get the config's weak view.
@@ -222,6 +223,7 @@ def train_semi(
     augment: Augment | None | str = WEAK,
     model: nn.Module | None = None,
     progress: bool = False,
+    regularise: Regularisers = PLAIN,
 ) -> nn.Module:
     """Train on `labelled` plus the consistency loss on `unlabelled` (its labels are never read).
 
@@ -229,6 +231,8 @@ def train_semi(
         cfg: the classifier (size, batch size, optimiser); `semi.steps` overrides its steps.
         augment: online augmentation of the labelled images; default: the weak view.
         model: start from this model (e.g. an SSL encoder) instead of a fresh SmallCNN.
+        regularise: batch mixing and label smoothing of the labelled batch's loss (synth.regularisers); the
+            pool's views and their loss are left as they are.
 
     The returned model carries `semi_info`: steps, seconds, and the share of pool images
     above the threshold over the last tenth of training (near 0: the pool taught nothing).
@@ -238,7 +242,7 @@ def train_semi(
     weak, strong = semi.augmenters()
     sup_aug = weak if augment == WEAK else augment
     steps, b, mu = int(semi.steps or cfg.steps), cfg.batch_size, semi.unlabelled_ratio
-    rng = rng_for(seed, _BATCH_STREAM)
+    rng, mix_rng = rng_for(seed, _BATCH_STREAM), rng_for(seed, MIX_STREAM)
     started, masks = time.perf_counter(), []
     pseudo = PseudoLabeller(semi, len(unlabelled), len(labelled.class_names))
     with torch.random.fork_rng(devices=[]):
@@ -249,11 +253,13 @@ def train_semi(
         for _ in tqdm(range(steps), desc="semi-supervised", disable=not progress, leave=False):
             li, ui = rng.integers(len(labelled), size=b), rng.integers(len(unlabelled), size=b * mu)
             xl, pool = _views(sup_aug, labelled.images[li], rng), unlabelled.images[ui]
+            xl, draw = regularise.batch(xl, mix_rng)
             logits = model(torch.cat([xl, _views(weak, pool, rng), _views(strong, pool, rng)]))
             on_weak, on_strong = logits[b:b + b * mu].detach(), logits[b + b * mu:]
             target, mask = pseudo(on_weak, ui)
             pool_loss = (F.cross_entropy(on_strong, target, reduction="none") * mask).mean()
-            loss = F.cross_entropy(logits[:b], torch.from_numpy(labelled.labels[li])) + semi.weight * pool_loss
+            sup_loss = regularise.loss(logits[:b], torch.from_numpy(labelled.labels[li]), draw).mean()
+            loss = sup_loss + semi.weight * pool_loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

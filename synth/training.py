@@ -19,9 +19,12 @@ from torch import nn
 from synth.data.imageset import ImageSet
 from synth.errors import ConfigError
 from synth.models import SmallCNN
+from synth.regularisers import PLAIN, Regularisers
 from synth.seeding import rng_for
 
 Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+#: rng stream of the batch-mix draws (batches draw from stream 11)
+MIX_STREAM = 12
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -100,14 +103,17 @@ def fit(
     model: nn.Module,
     batches: Iterator[tuple[torch.Tensor, ...]],
     cfg: TrainConfig,
+    regularise: Regularisers = PLAIN,
+    rng: np.random.Generator | None = None,
 ) -> nn.Module:
-    """Run `cfg.steps` AdamW steps with cosine decay over `batches` (x, y[, weight])."""
+    """Run `cfg.steps` AdamW steps with cosine decay over `batches` (x, y[, weight]); `regularise`
+    mixes each batch (by draws from `rng`) and smooths the targets."""
     opt, sched = optimizer(model, cfg, cfg.steps)
     model.train()
     for _ in range(cfg.steps):
         batch = next(batches)
-        x, y = batch[0], batch[1]
-        loss = F.cross_entropy(model(x), y, reduction="none")
+        x, draw = regularise.batch(batch[0], rng)
+        loss = regularise.loss(model(x), batch[1], draw)
         if len(batch) > 2:
             loss = loss * batch[2]
         opt.zero_grad(set_to_none=True)
@@ -128,6 +134,7 @@ def train_classifier(
     synthetic_share: float = 0.0,
     model: nn.Module | None = None,
     mix: Mapping[str, Any] | None = None,
+    regularise: Regularisers = PLAIN,
 ) -> nn.Module:
     """Train a classifier on labelled real images (plus synthetic ones); deterministic per seed.
 
@@ -137,6 +144,8 @@ def train_classifier(
         model: start from this model (e.g. a self-supervised encoder) instead of a fresh SmallCNN.
         mix: `MixedBatchSampler` options (ratio/probability, balance_classes, schedule,
             synthetic_weights, batches_per_epoch) instead of `synthetic_share`.
+        regularise: batch mixing (mixup / CutMix, after per-image augmentation) and label smoothing
+            (synth.regularisers).
     """
     cfg = cfg or TrainConfig()
     if len(data) == 0:
@@ -146,7 +155,7 @@ def train_classifier(
         torch.manual_seed(seed)
         batch_size = cfg.batch_size if synthetic is not None else min(cfg.batch_size, len(data))
         batches = real_batches(data, batch_size, rng_for(seed, 11), augment, synthetic, synthetic_share, mix=mix)
-        return fit(model, batches, cfg)
+        return fit(model, batches, cfg, regularise, rng_for(seed, MIX_STREAM))
 
 
 @torch.no_grad()

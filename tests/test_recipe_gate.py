@@ -139,5 +139,9 @@ def test_search_adopts_a_harmless_default_policy_and_never_a_harmful_one(small):
     from synth.commands.recommend import summary
 
     assert "(adopted as the default policy (CV: no harm), 1 tried)" in summary(on)  # BLANK was pruned
-    with pytest.raises(ConfigError, match="not one of the augmentation candidates"):
-        search_recipe(small, None, default_policy="strong@p0.5", **kw)
+    # a default that is not among the candidates (e.g. one with batch mixing) is added to them and runs first
+    added = search_recipe(small, None, default_policy="blank+ls0.1", **kw)
+    assert added.trials[1].recipe.policy.name == "blank+ls0.1" and added.trials[1].recipe.policy.smoothing == 0.1
+    assert len(added.trials) == len(off.trials) + 1
+    with pytest.raises(ConfigError, match="unknown augmentation preset"):
+        search_recipe(small, None, default_policy="strongest@p0.5", **kw)

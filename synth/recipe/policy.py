@@ -19,13 +19,16 @@ at 5 labels/class): the clean image must stay in the diet. `prob < 1` is that le
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from synth.errors import ConfigError
+
+if TYPE_CHECKING:
+    from synth.regularisers import Regularisers
 
 _PRESET_DIR = Path(__file__).resolve().parents[2] / "conf" / "generator"
 
@@ -44,6 +47,10 @@ class AugPolicy:
     #: the working-size round trip (generators.procedural.torch_backend.RESAMPLE); a recipe written before
     #: the option existed reads as "bilinear", the round trip it was scored with
     resample: str = "exact"
+    #: mix every training batch too (synth.regularisers: "mixup" or "cutmix", alpha 1.0); None: no mixing
+    batch_mix: str | None = None
+    #: label smoothing of the training targets (synth.regularisers); 0: none
+    smoothing: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.prob <= 1.0:
@@ -51,14 +58,21 @@ class AugPolicy:
         from generators.procedural.torch_backend import check_resample
 
         check_resample(self.resample, f"augmentation policy {self.name!r}: resample")
+        self.regularisers()  # a bad kind or smoothing is a ConfigError now, not at training time
 
     @property
     def is_none(self) -> bool:
-        return not self.ops
+        return not self.ops and self.batch_mix is None and not self.smoothing
+
+    def regularisers(self) -> Regularisers:
+        """The batch mix and label smoothing the trainer applies after the per-image augmenter."""
+        from synth.regularisers import parse  # lazy: this module stays importable without torch
+
+        return parse(self.batch_mix, self.smoothing)
 
     def build(self):
-        """The augmenter `(image, rng) -> image`, or None for no augmentation."""
-        if self.is_none:
+        """The per-image augmenter `(image, rng) -> image`, or None for no per-image augmentation."""
+        if not self.ops:
             return None
         from generators.procedural import build_augmenter
 
@@ -67,15 +81,26 @@ class AugPolicy:
 
     def with_prob(self, prob: float) -> AugPolicy:
         """This policy applied to a `prob` share of draws, named `<name>@p<prob>`."""
-        base = self.name.split("@p")[0]
-        name = base if prob >= 1.0 else f"{base}@p{prob:g}"
-        return AugPolicy(name, self.ops, self.working_size, dict(self.meta), float(prob), self.backend, self.resample)
+        base = self.name.split("+")[0].split("@p")[0]
+        return replace(self, name=(base if prob >= 1.0 else f"{base}@p{prob:g}") + self._suffix(),
+                       meta=dict(self.meta), prob=float(prob))
+
+    def with_loss(self, batch_mix: str | None = None, smoothing: float = 0.0) -> AugPolicy:
+        """This policy with a batch mix and label smoothing, named `<name>+<kind>+ls<smoothing>`."""
+        kind = None if batch_mix in (None, "none") else str(batch_mix)
+        out = replace(self, meta=dict(self.meta), batch_mix=kind, smoothing=float(smoothing))
+        return replace(out, name=self.name.split("+")[0] + out._suffix())
+
+    def _suffix(self) -> str:
+        return (f"+{self.batch_mix}" if self.batch_mix else "") + (f"+ls{self.smoothing:g}" if self.smoothing else "")
 
     def to_dict(self) -> dict[str, Any]:
         # prob only when < 1: recipes written before it existed serialise (and hash) unchanged
         return {"name": self.name, "ops": [dict(op) for op in self.ops], "working_size": self.working_size,
                 "backend": self.backend, "resample": self.resample,
                 **({"prob": self.prob} if self.prob < 1.0 else {}),
+                **({"batch_mix": self.batch_mix} if self.batch_mix else {}),
+                **({"smoothing": self.smoothing} if self.smoothing else {}),
                 **({"meta": dict(self.meta)} if self.meta else {})}
 
     @classmethod
@@ -85,7 +110,8 @@ class AugPolicy:
         ops = tuple(dict(op) for op in d.get("ops", ()))
         # a recipe written before policies named their backend was augmented by albumentations
         return cls(str(d["name"]), ops, int(d.get("working_size", 32)), dict(d.get("meta", {})),
-                   float(d.get("prob", 1.0)), str(d.get("backend", "albumentations")), str(d.get("resample", "bilinear")))
+                   float(d.get("prob", 1.0)), str(d.get("backend", "albumentations")), str(d.get("resample", "bilinear")),
+                   d.get("batch_mix"), float(d.get("smoothing", 0.0)))
 
 
 class Sometimes:
@@ -114,9 +140,27 @@ class Sometimes:
 NONE = AugPolicy("none")
 
 
+def loss_suffixes(name: str, suffixes: Sequence[str]) -> tuple[str | None, float]:
+    """(batch mix, smoothing) from a policy name's `+` suffixes (`mixup`, `cutmix`, `ls<eps>`)."""
+    kind, smoothing = None, 0.0
+    for part in suffixes:
+        if part.startswith("ls"):
+            try:
+                smoothing = float(part[2:])
+            except ValueError:
+                raise ConfigError(f"augmentation policy {name!r}: expected +ls<smoothing>, e.g. +ls0.1") from None
+        else:
+            kind = part
+    return kind, smoothing
+
+
 def preset(name: str) -> AugPolicy:
     """`none`, or a procedural preset from conf/generator/<name>.yaml (light, strong); `<name>@p<prob>`
-    (as `with_prob` names it, e.g. `strong@p0.5`) applies it to that share of draws."""
+    (as `with_prob` names it, e.g. `strong@p0.5`) applies it to that share of draws; `+mixup` / `+cutmix` and
+    `+ls<eps>` suffixes (as `with_loss` names them, e.g. `strong@p0.5+ls0.1`) add a batch mix and label smoothing."""
+    base, *suffixes = name.split("+")
+    if suffixes:
+        return preset(base).with_loss(*loss_suffixes(name, suffixes))
     base, sep, prob = name.partition("@p")
     if sep:
         try:

@@ -163,9 +163,9 @@ def fit_and_train(
         if unlabelled is None or not len(unlabelled):
             raise DataError("recipe.semi needs an unlabelled pool (pass unlabelled images)")
         return train_semi(data, unlabelled, ctx.train_cfg, recipe.semi, seed=seed,
-                          augment=WEAK if augment is None else augment, model=model)
+                          augment=WEAK if augment is None else augment, model=model, regularise=recipe.policy.regularisers())
     return train_classifier(data, ctx.train_cfg, seed=seed, augment=augment, synthetic=synthetic,
-                            synthetic_share=share, model=model)
+                            synthetic_share=share, model=model, regularise=recipe.policy.regularisers())
 
 
 def _source_images(

@@ -35,7 +35,7 @@ from synth.cv import stratified_folds
 from synth.data.imageset import ImageSet
 from synth.errors import ConfigError, SynthError
 from synth.recipe.evidence import METRICS, Trial, beats, confident_precision, held_out, no_harm, paired_gain
-from synth.recipe.policy import preset, sample_policies
+from synth.recipe.policy import AugPolicy, loss_suffixes, preset, sample_policies
 from synth.recipe.recipe import Recipe, TrainContext, fit_and_train
 from synth.recipe.result import RecipeResult, SearchBudget, SearchSpace, Skip
 from synth.seeding import rng_for
@@ -234,6 +234,13 @@ def _policies(space: SearchSpace, seed: int, working_size: int) -> list[Recipe]:
     return [Recipe(policy=p) for p in pols if not p.is_none]
 
 
+def _named_policy(name: str, candidates: Sequence[Recipe]) -> AugPolicy:
+    """The policy `name` names: a candidate's (its base before `+`, with that batch mix), else a preset."""
+    base, *suffixes = name.split("+")
+    match = next((r.policy for r in candidates if r.policy.name == base), None)
+    return preset(name) if match is None else match.with_loss(*loss_suffixes(name, suffixes))
+
+
 def _source_recipes(space: SearchSpace, bases: Sequence[Recipe], has_pool: bool, available: list[str]) -> list[Recipe]:
     """Each source on top of each base recipe (the incumbent, and the runner-up augmentation)."""
     return [r for base in bases for r in _sources_on(space, base, has_pool, available)]
@@ -306,9 +313,9 @@ def search_recipe(
         semi_min_precision: when set, consistency training whose CV gain is within the noise is still
             adopted if the CV shows no harm and the held-out precision of the incumbent's confident
             predictions (Wilson lower bound, z = 1) reaches this (`_Search.precision_gate`); None: off.
-        default_policy: name of one of the augmentation candidates (e.g. "strong@p0.5"), adopted whenever its
-            CV shows no harm, whatever the other policies score (`_Search.default_route`); None: the gain
-            rule picks the policy.
+        default_policy: a policy name `preset` reads (e.g. "strong@p0.5", "strong@p0.5+ls0.1"), tried first
+            (added to the candidates if it is not one) and adopted whenever its CV shows no harm, whatever
+            the other policies score (`_Search.default_route`); None: the gain rule picks the policy.
     """
     from generators.registry import available
 
@@ -320,9 +327,8 @@ def search_recipe(
         raise ConfigError(f"search.semi_min_precision must be in [0, 1] or null, got {semi_min_precision}")
     policies = _policies(space, seed, max(32, labelled.image_shape[0]))
     if default_policy is not None:
-        if default_policy not in [r.policy.name for r in policies]:
-            raise ConfigError(f"search.default_policy {default_policy!r} is not one of the augmentation candidates "
-                              f"({', '.join(r.policy.name for r in policies) or 'none'}): add it to the presets / aug_probs")
+        if default_policy not in [r.policy.name for r in policies]:  # e.g. strong@p0.5+cutmix: a candidate too
+            policies.append(Recipe(policy=_named_policy(default_policy, policies)))
         policies.sort(key=lambda r: r.policy.name != default_policy)  # first: a spent budget skips the others, not it
     if problem is not None:
         return _real_only(problem, k_folds, seed, ctx, started)

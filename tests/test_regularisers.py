@@ -1,0 +1,115 @@
+"""Loss-side regularisers — batch mixing (mixup / CutMix) and label smoothing: draws from an injected rng,
+pure application, label weights that match the pixels, and the wiring through the trainer, consistency
+training and augmentation policies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from synth.errors import ConfigError
+from synth.recipe import AugPolicy, Recipe, preset, train_with
+from synth.regularisers import KINDS, PLAIN, BatchMix, Regularisers, apply_mix, mixed_loss
+from synth.semi import SemiConfig, train_semi
+from synth.training import TrainConfig, train_classifier
+
+TINY = TrainConfig(steps=6, batch_size=8, width=4, hidden=16)
+
+
+def constant_batch(n: int = 6, size: int = 8) -> torch.Tensor:
+    """Image i is the constant i: every pixel says which image it came from."""
+    return torch.arange(n, dtype=torch.float32).view(n, 1, 1, 1).expand(n, 1, size, size).clone()
+
+
+def weights(model: torch.nn.Module) -> np.ndarray:
+    return torch.cat([p.detach().flatten() for p in model.state_dict().values() if p.is_floating_point()]).numpy()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_draws_come_from_the_given_rng_only(kind):
+    mix, x = BatchMix(kind), constant_batch()
+    (a, da), (b, db) = (mix(x, np.random.default_rng(3)) for _ in range(2))
+    assert torch.equal(a, b) and np.array_equal(da.perm, db.perm) and da.lam == db.lam
+    c, _ = mix(x, np.random.default_rng(4))
+    assert not torch.equal(a, c)
+    assert torch.equal(apply_mix(x, da), a)  # applying a draw is pure: same draw, same batch
+
+
+def test_mixup_is_the_convex_combination_with_the_partner():
+    x = constant_batch()
+    out, d = BatchMix("mixup")(x, np.random.default_rng(0))
+    expected = d.lam * torch.arange(6.0) + (1 - d.lam) * torch.from_numpy(d.perm).float()
+    assert torch.allclose(out[:, 0, 0, 0], expected)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_cutmix_label_weight_is_the_share_of_pixels_each_image_contributes(seed):
+    x = constant_batch()
+    out, d = BatchMix("cutmix")(x, np.random.default_rng(seed))
+    for i in range(len(x)):
+        own = float((out[i] == i).float().mean()) if d.perm[i] != i else 1.0
+        assert own == pytest.approx(d.lam if d.perm[i] != i else 1.0)
+
+
+def test_mixed_loss_weights_both_labels_and_is_plain_cross_entropy_without_a_draw():
+    logits, y = torch.randn(6, 10), torch.arange(6)
+    assert torch.allclose(mixed_loss(logits, y, None), F.cross_entropy(logits, y, reduction="none"))
+    _, d = BatchMix("mixup")(constant_batch(), np.random.default_rng(1))
+    expected = d.lam * F.cross_entropy(logits, y, reduction="none") + (1 - d.lam) * F.cross_entropy(
+        logits, y[torch.from_numpy(d.perm)], reduction="none")
+    assert torch.allclose(mixed_loss(logits, y, d), expected)
+
+
+def test_label_smoothing_is_cross_entropy_against_smoothed_targets():
+    logits, y = torch.randn(5, 4), torch.tensor([0, 1, 2, 3, 0])
+    targets = torch.full((5, 4), 0.1 / 4) + 0.9 * F.one_hot(y, 4)
+    expected = -(targets * F.log_softmax(logits, 1)).sum(1)
+    assert torch.allclose(Regularisers(smoothing=0.1).loss(logits, y, None), expected, atol=1e-6)
+    assert torch.allclose(PLAIN.loss(logits, y, None), F.cross_entropy(logits, y, reduction="none"))
+
+
+@pytest.mark.parametrize(("make", "match"), [
+    (lambda: BatchMix("blend"), "mixup"), (lambda: BatchMix("cutmix", 0.0), "alpha"),
+    (lambda: Regularisers(smoothing=1.0), "smoothing"), (lambda: Regularisers(BatchMix("mixup")).batch(
+        constant_batch(), None), "rng"), (lambda: preset("strong+lsx"), "ls<smoothing>")])
+def test_bad_settings_are_config_errors(make, match):
+    with pytest.raises(ConfigError, match=match):
+        make()
+
+
+@pytest.mark.parametrize("reg", [Regularisers(BatchMix("mixup")), Regularisers(BatchMix("cutmix")),
+                                 Regularisers(smoothing=0.1)], ids=["mixup", "cutmix", "smoothing"])
+def test_trainer_regularises_deterministically_and_it_changes_the_model(tiny_labelled, reg):
+    plain = train_classifier(tiny_labelled, TINY, seed=0)
+    a, b = (train_classifier(tiny_labelled, TINY, seed=0, regularise=reg) for _ in range(2))
+    np.testing.assert_array_equal(weights(a), weights(b))
+    assert not np.array_equal(weights(a), weights(plain))
+
+
+def test_consistency_training_mixes_the_labelled_batch(tiny_labelled, digits_splits):
+    pool = digits_splits.unlabelled.subset(np.arange(60))
+    semi = SemiConfig(steps=4, unlabelled_ratio=1, threshold=0.0)
+    plain = train_semi(tiny_labelled, pool, TINY, semi, seed=0)
+    reg = Regularisers(BatchMix("cutmix"))
+    a, b = (train_semi(tiny_labelled, pool, TINY, semi, seed=0, regularise=reg) for _ in range(2))
+    np.testing.assert_array_equal(weights(a), weights(b))
+    assert not np.array_equal(weights(a), weights(plain))
+
+
+def test_a_policy_names_serialises_and_applies_its_loss_regularisers(tiny_labelled):
+    p = preset("strong@p0.5+cutmix+ls0.1")
+    assert (p.name, p.prob, p.batch_mix, p.smoothing) == ("strong@p0.5+cutmix+ls0.1", 0.5, "cutmix", 0.1)
+    assert p.ops == preset("strong").ops and AugPolicy.from_dict(p.to_dict()) == p
+    assert p.with_prob(1.0).name == "strong+cutmix+ls0.1" and p.with_loss().name == "strong@p0.5"
+    assert preset("strong@p0.5+ls0.1").regularisers() == Regularisers(None, 0.1)
+    assert set(preset("strong@p0.5").to_dict()).isdisjoint({"batch_mix", "smoothing"})  # old recipes hash as before
+    mix_only = preset("none+mixup")
+    assert not mix_only.is_none and mix_only.build() is None and mix_only.regularisers().mix == BatchMix("mixup")
+    with pytest.raises(ConfigError, match="batch mix"):
+        preset("strong+blend")
+    # a recipe with the policy trains what train_classifier trains with the same augmenter and regularisers
+    via_recipe = train_with(Recipe(policy=mix_only), tiny_labelled, seed=0, cfg=TINY)
+    direct = train_classifier(tiny_labelled, TINY, seed=0, regularise=Regularisers(BatchMix("mixup")))
+    np.testing.assert_array_equal(weights(via_recipe), weights(direct))
