@@ -28,7 +28,12 @@ MIX_STREAM = 12
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """uint8 (N, H, W, C) -> float32 (N, C, H, W) in [0, 1]."""
+    """uint8 (N, H, W, C) -> float32 (N, C, H, W) in [0, 1].
+
+    A read-only array (Fashion-MNIST's IDX files are read with np.frombuffer) is copied first: torch
+    warns on one, and `.float()` copies anyway."""
+    if not images.flags.writeable:
+        images = images.copy()
     return torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
 
 

@@ -41,3 +41,16 @@ def test_an_encoder_saved_without_the_pool_key_loads_as_unpooled(tmp_path):
     old.eval()
     loaded.eval()
     assert torch.equal(old(x), loaded(x))
+
+
+def test_to_tensor_takes_read_only_arrays_without_a_warning_and_leaves_them_alone():
+    """Fashion-MNIST's images come from np.frombuffer (read-only); torch warns on those (once per process,
+    so this checks in a subprocess where nothing warned before)."""
+    import subprocess
+    import sys
+
+    code = ("import warnings, numpy as np; warnings.simplefilter('error'); from synth.training import to_tensor; "
+            "a = np.frombuffer(bytes(range(32)), dtype=np.uint8).reshape(2, 4, 4, 1); t = to_tensor(a); "
+            "assert t.shape == (2, 1, 4, 4) and abs(float(t.max()) - 31 / 255) < 1e-6 and not a.flags.writeable")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
