@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from synth.bench import curves
 from synth.bench.protocol import (
@@ -17,6 +18,7 @@ from synth.bench.protocol import (
     parse_seeds,
 )
 from synth.errors import ConfigError
+from synth.training import TrainConfig
 
 NS = [2.0, 5.0, 10.0, 20.0, 50.0]
 
@@ -192,3 +194,26 @@ def test_arm_data_of_the_whole_pool_has_no_unlabelled(digits_source):
     splits = split_for(digits_source, "all", 0)
     assert arm_data(splits, POOL).unlabelled is None
     assert isinstance(arm_data(splits, POOL), ArmData)
+
+
+def test_policy_arm_trains_the_named_policy_with_its_regularisers(tiny_labelled):
+    """The fixed `policy` arm (conf/bench/base.yaml policy_sp5*) trains exactly what the recipe with that policy
+    trains, loss-side regularisers included, and refuses a missing or unknown policy name."""
+    from synth.bench.arms import ArmConfig, arm_policy
+    from synth.bench.protocol import ArmData
+    from synth.recipe import Recipe, preset, train_with
+
+    train = TrainConfig(steps=6, batch_size=8, width=4, hidden=16)
+    data = ArmData(tiny_labelled, None, "strict")
+
+    def flat(model):
+        return torch.cat([p.detach().flatten() for p in model.state_dict().values() if p.is_floating_point()])
+
+    out = arm_policy(data, 3, 0, ArmConfig("policy_sp5_ls", {"policy": "strong@p0.5+ls0.1"}, train))
+    assert out.meta == {"policy": "strong@p0.5+ls0.1"}
+    same = train_with(Recipe(policy=preset("strong@p0.5+ls0.1")), tiny_labelled, None, 0, train)
+    plain = train_with(Recipe(policy=preset("strong@p0.5")), tiny_labelled, None, 0, train)
+    assert torch.equal(flat(out.model), flat(same)) and not torch.equal(flat(out.model), flat(plain))
+    for params, match in (({}, "needs `policy`"), ({"policy": "strongest"}, "unknown augmentation preset")):
+        with pytest.raises(ConfigError, match=match):
+            arm_policy(data, 3, 0, ArmConfig("policy", params, train))

@@ -237,6 +237,19 @@ def arm_aug_online(data: ArmData, budget: Any, seed: int, cfg: ArmConfig) -> Arm
     return ArmOutput(model, {"augment": params["augment"]}, {})
 
 
+def arm_policy(data: ArmData, budget: Any, seed: int, cfg: ArmConfig) -> ArmOutput:
+    """Real images trained with one augmentation policy as the recipe search names it (`params.policy`,
+    e.g. "strong@p0.5+ls0.1": per-image ops on a share of draws plus loss-side regularisers), fixed on
+    every cell: measures a policy the search could choose, without the search's decision."""
+    from synth.recipe import Recipe, preset, train_with
+
+    name = cfg.params.get("policy")
+    if not name:
+        raise ConfigError("bench arm policy needs `policy`, a name synth.recipe.preset reads (e.g. strong@p0.5)")
+    model = train_with(Recipe(policy=preset(str(name))), data.labelled, None, seed, cfg.train)
+    return ArmOutput(model, {"policy": str(name)}, {})
+
+
 def arm_generator(data: ArmData, budget: Any, seed: int, cfg: ArmConfig) -> ArmOutput:
     """Fit the arm's generator on the arm's data, sample, and mix at `share` of every batch.
 
