@@ -113,3 +113,17 @@ def test_a_policy_names_serialises_and_applies_its_loss_regularisers(tiny_labell
     via_recipe = train_with(Recipe(policy=mix_only), tiny_labelled, seed=0, cfg=TINY)
     direct = train_classifier(tiny_labelled, TINY, seed=0, regularise=Regularisers(BatchMix("mixup")))
     np.testing.assert_array_equal(weights(via_recipe), weights(direct))
+
+
+def test_loss_suffixes_leave_a_random_policy_s_own_name_whole():
+    """Random policies are named `ra[affine+noise]m0.20`: only trailing suffixes outside the brackets are loss
+    suffixes, so renaming one for a share of draws or a regulariser keeps its ops in the name."""
+    from synth.recipe import sample_policies
+    from synth.recipe.policy import split_loss_suffixes
+    from synth.seeding import rng_for
+
+    p = next(q for q in sample_policies(4, rng_for(0, 29)) if "+" in q.name)
+    both = p.with_loss("mixup", 0.1).with_prob(0.5)
+    assert both.name == f"{p.name}@p0.5+mixup+ls0.1" and both.ops == p.ops
+    assert split_loss_suffixes(both.name) == (f"{p.name}@p0.5", ["mixup", "ls0.1"])
+    assert split_loss_suffixes(p.name) == (p.name, [])

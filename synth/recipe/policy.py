@@ -81,7 +81,7 @@ class AugPolicy:
 
     def with_prob(self, prob: float) -> AugPolicy:
         """This policy applied to a `prob` share of draws, named `<name>@p<prob>`."""
-        base = self.name.split("+")[0].split("@p")[0]
+        base = split_loss_suffixes(self.name)[0].split("@p")[0]
         return replace(self, name=(base if prob >= 1.0 else f"{base}@p{prob:g}") + self._suffix(),
                        meta=dict(self.meta), prob=float(prob))
 
@@ -89,7 +89,7 @@ class AugPolicy:
         """This policy with a batch mix and label smoothing, named `<name>+<kind>+ls<smoothing>`."""
         kind = None if batch_mix in (None, "none") else str(batch_mix)
         out = replace(self, meta=dict(self.meta), batch_mix=kind, smoothing=float(smoothing))
-        return replace(out, name=self.name.split("+")[0] + out._suffix())
+        return replace(out, name=split_loss_suffixes(self.name)[0] + out._suffix())
 
     def _suffix(self) -> str:
         return (f"+{self.batch_mix}" if self.batch_mix else "") + (f"+ls{self.smoothing:g}" if self.smoothing else "")
@@ -140,6 +140,17 @@ class Sometimes:
 NONE = AugPolicy("none")
 
 
+def split_loss_suffixes(name: str) -> tuple[str, list[str]]:
+    """(the policy's own name, its trailing loss suffixes): `strong@p0.5+mixup+ls0.1` -> (`strong@p0.5`,
+    [`mixup`, `ls0.1`]). Only the trailing `+<word>` parts that are not inside brackets count, so a
+    random policy's name (`ra[affine+noise]m0.20`) stays whole."""
+    base, suffixes = name, []
+    while "+" in base and "]" not in base.rsplit("+", 1)[1]:
+        base, part = base.rsplit("+", 1)
+        suffixes.insert(0, part)
+    return base, suffixes
+
+
 def loss_suffixes(name: str, suffixes: Sequence[str]) -> tuple[str | None, float]:
     """(batch mix, smoothing) from a policy name's `+` suffixes (`mixup`, `cutmix`, `ls<eps>`)."""
     kind, smoothing = None, 0.0
@@ -158,7 +169,7 @@ def preset(name: str) -> AugPolicy:
     """`none`, or a procedural preset from conf/generator/<name>.yaml (light, strong); `<name>@p<prob>`
     (as `with_prob` names it, e.g. `strong@p0.5`) applies it to that share of draws; `+mixup` / `+cutmix` and
     `+ls<eps>` suffixes (as `with_loss` names them, e.g. `strong@p0.5+ls0.1`) add a batch mix and label smoothing."""
-    base, *suffixes = name.split("+")
+    base, suffixes = split_loss_suffixes(name)
     if suffixes:
         return preset(base).with_loss(*loss_suffixes(name, suffixes))
     base, sep, prob = name.partition("@p")

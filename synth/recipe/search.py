@@ -35,7 +35,7 @@ from synth.cv import stratified_folds
 from synth.data.imageset import ImageSet
 from synth.errors import ConfigError, SynthError
 from synth.recipe.evidence import METRICS, Trial, beats, confident_precision, held_out, no_harm, paired_gain
-from synth.recipe.policy import AugPolicy, loss_suffixes, preset, sample_policies
+from synth.recipe.policy import AugPolicy, loss_suffixes, preset, sample_policies, split_loss_suffixes
 from synth.recipe.recipe import Recipe, TrainContext, fit_and_train
 from synth.recipe.result import RecipeResult, SearchBudget, SearchSpace, Skip
 from synth.seeding import rng_for
@@ -235,8 +235,8 @@ def _policies(space: SearchSpace, seed: int, working_size: int) -> list[Recipe]:
 
 
 def _named_policy(name: str, candidates: Sequence[Recipe]) -> AugPolicy:
-    """The policy `name` names: a candidate's (its base before `+`, with that batch mix), else a preset."""
-    base, *suffixes = name.split("+")
+    """The policy `name` names: a candidate's (its name before the loss suffixes, with them), else a preset."""
+    base, suffixes = split_loss_suffixes(name)
     match = next((r.policy for r in candidates if r.policy.name == base), None)
     return preset(name) if match is None else match.with_loss(*loss_suffixes(name, suffixes))
 
