@@ -21,14 +21,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from synth.errors import ConfigError
-
-if TYPE_CHECKING:
-    from synth.regularisers import Regularisers
+from synth.regularisers import Regularisers, parse
 
 _PRESET_DIR = Path(__file__).resolve().parents[2] / "conf" / "generator"
 
@@ -66,8 +64,6 @@ class AugPolicy:
 
     def regularisers(self) -> Regularisers:
         """The batch mix and label smoothing the trainer applies after the per-image augmenter."""
-        from synth.regularisers import parse  # lazy: this module stays importable without torch
-
         return parse(self.batch_mix, self.smoothing)
 
     def build(self):
