@@ -223,6 +223,7 @@ def test_recommend_config_passes_aug_probs_and_semi_to_the_search_space(tmp_path
         raise Searched
 
     monkeypatch.setattr(recommend, "search_recipe", fake_search)
+    recommend_default = OmegaConf.load(CONF / "recommend.yaml").search.default_policy
     common = ["budget.n_per_class=3", "max_unlabelled=50", "progress=false", f"out_dir={tmp_path}"]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         default = compose("recommend", overrides=common)
@@ -256,7 +257,7 @@ def test_recommend_config_passes_aug_probs_and_semi_to_the_search_space(tmp_path
             with pytest.raises(Searched):
                 recommend.run(compose("recommend", overrides=[*common, *extra]))
     assert len(spaces) == 8 and floors == [0.95, 0.95, 0.95, 0.95, None, 0.95, 0.95, 0.95]
-    assert defaults == [None] * 5 + ["strong@p0.5", "strong@p0.5", None]  # the first 5 ran with a pool
+    assert defaults == [None] * 5 + [(recommend_default,)] * 2 + [None]  # the first 5 ran with a pool
 
 
 def test_bad_recipe_input(tmp_path):
@@ -428,7 +429,7 @@ def test_auto_default_arm_measures_the_default_policy_recommend_ships():
     recommend = OmegaConf.load(CONF / "recommend.yaml").search
     settings = {a: search_settings(arm_params(a, OmegaConf.to_container(base.arms[a], resolve=True)), TrainConfig())
                 for a in ("auto", "auto_default")}
-    assert settings["auto_default"]["default_policy"] == recommend.default_policy == "strong@p0.5"
+    assert settings["auto_default"]["default_policy"] == (recommend.default_policy,) == ("strong@p0.5",)
     assert settings["auto"]["default_policy"] is None  # the measured `auto` cells keep their behaviour
     names = [p.name for p in (preset(n).with_prob(q) for q in (1.0, *settings["auto_default"]["space"].aug_probs)
                                 for n in settings["auto_default"]["space"].presets)]

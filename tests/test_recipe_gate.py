@@ -11,7 +11,7 @@ from synth.errors import ConfigError
 from synth.recipe import Recipe, SearchBudget, SearchSpace, search_recipe
 from synth.recipe.evidence import Trial, confident_precision, no_harm, wilson_lower
 from synth.recipe.recipe import TrainContext
-from synth.recipe.search import DEFAULT_REASON, _Search, make_folds
+from synth.recipe.search import DEFAULT_REASON, _Search, default_names, make_folds
 from synth.semi import SemiConfig
 from tests.test_recipe import BLANK, NO_LEVERS, SMALL_TRAIN
 
@@ -119,6 +119,24 @@ def test_the_default_policy_is_adopted_unless_its_cv_shows_harm(small, brier, ac
     assert s.default_route([other, default], _incumbent(40, 0)) is None
 
 
+def test_default_policies_are_fallbacks_in_order(small):
+    """The second default is adopted only where the first shows harm; a harmless first wins even if the
+    second scores better."""
+    folds, _ = make_folds(small, 3, 0)
+    first = Trial(Recipe(policy=BLANK.with_loss(smoothing=0.1)), "augmentation", np.array([0.9, 0.9, 0.95]), 0.0,
+                  brier=np.array([0.11, 0.11, 0.09]))
+    second = _policy_trial("blank", [0.0, 0.0, 0.0], [1, 1, 1])
+    harmful = Trial(first.recipe, "augmentation", np.array([0.85, 0.86, 0.9]), 0.0, brier=np.array([0.13, 0.15, 0.11]))
+    s = _Search(small, None, folds, 0, TrainContext(train_cfg=SMALL_TRAIN), SearchBudget(None, None), False,
+                metric="brier", default_policy=["blank+ls0.1", "blank"])
+    assert s.default_route([second, first], _incumbent(40, 0)) is first
+    assert s.default_route([second, harmful], _incumbent(40, 0)) is second
+    assert s.default_route([harmful], _incumbent(40, 0)) is None
+    for bad in ([], ["blank", "blank"]):
+        with pytest.raises(ConfigError, match="default_policy"):
+            default_names(bad)
+
+
 def test_search_adopts_a_harmless_default_policy_and_never_a_harmful_one(small):
     """Wiring on real trials: `quiet` is BLANK on a 1e-9 share of draws, i.e. never applied, so its folds
     are real only's exactly (gain 0: the gain rule declines it, no harm: the default route adopts it);
@@ -145,3 +163,8 @@ def test_search_adopts_a_harmless_default_policy_and_never_a_harmful_one(small):
     assert len(added.trials) == len(off.trials) + 1
     with pytest.raises(ConfigError, match="unknown augmentation preset"):
         search_recipe(small, None, default_policy="strongest@p0.5", **kw)
+    # fallbacks: BLANK (harmful) is asked first and refused, then quiet is adopted by the same route
+    fallback = search_recipe(small, None, default_policy=["blank", quiet.name], **kw)
+    assert [t.recipe.policy.name for t in fallback.trials[1:3]] == ["blank", quiet.name]  # both run first, in order
+    assert fallback.recipe.policy == quiet and fallback.contributions["augmentation"]["default"] == quiet.name
+    assert fallback.reason.startswith(f"{DEFAULT_REASON} ({quiet.name})")

@@ -14,7 +14,7 @@ from synth.data.imageset import ImageSet
 from synth.errors import ConfigError
 from synth.recipe import RecipeResult, SearchBudget, SearchSpace, evaluate_recipes, load_recipe, search_recipe
 from synth.recipe.report import write_report
-from synth.recipe.search import BUDGET_STOP
+from synth.recipe.search import BUDGET_STOP, default_names
 from synth.seeding import rng_for
 from synth.semi import semi_candidates
 from synth.training import TrainConfig
@@ -54,13 +54,14 @@ def _aug_probs(search: DictConfig) -> tuple[float, ...]:
     return probs
 
 
-def _default_policy(search: DictConfig, pool: ImageSet | None) -> str | None:
-    """`search.default_policy`, unless a pool is given and `default_policy_with_pool` is false (the default
-    route was measured without a pool; with one, the semi stage builds on the chosen policy)."""
-    name = search.get("default_policy")
-    if name is None or (pool is not None and not bool(search.get("default_policy_with_pool", False))):
+def _default_policy(search: DictConfig, pool: ImageSet | None) -> tuple[str, ...] | None:
+    """`search.default_policy` (a name or fallbacks in order), unless a pool is given and
+    `default_policy_with_pool` is false (the default route was measured without a pool; with one, the
+    semi stage builds on the chosen policy)."""
+    names = default_names(search.get("default_policy"))
+    if not names or (pool is not None and not bool(search.get("default_policy_with_pool", False))):
         return None
-    return str(name)
+    return names
 
 
 _ROUTE_WORDS = {"precision gate": " by the precision gate", "default policy": " as the default policy (CV: no harm)"}

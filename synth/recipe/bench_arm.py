@@ -27,7 +27,7 @@ from synth.bench.arms import HARNESS_KEYS
 from synth.data.imageset import ImageSet
 from synth.errors import ConfigError
 from synth.recipe.result import SearchBudget, SearchSpace
-from synth.recipe.search import search_recipe
+from synth.recipe.search import default_names, search_recipe
 from synth.seeding import rng_for
 from synth.semi import semi_candidates
 from synth.training import TrainConfig
@@ -80,7 +80,7 @@ def search_settings(p: Mapping[str, Any], train: TrainConfig) -> dict[str, Any]:
             "repeats": int(p["repeats"]), "metric": str(p["metric"]), "min_gain": float(p["min_gain"]), "z": float(p["z"]),
             "train_cfg": fold_train,
             "semi_min_precision": None if p["semi_min_precision"] is None else float(p["semi_min_precision"]),
-            "default_policy": None if p["default_policy"] is None else str(p["default_policy"])}
+            "default_policy": default_names(p["default_policy"]) or None}
 
 
 def arm_auto(data, budget: Any, seed: int, cfg) -> Any:

@@ -128,7 +128,7 @@ class _Search:
                 break
             if recipe.is_nothing:
                 self.ctx.teacher_cache[i] = model
-            (acc, brier, loss), conf, right = held_out(model, held)
+            (acc, brier, loss), conf, right = held_out(model, held, recipe.policy.smoothing)
             confidence.append(conf)
             correct.append(right)
             scores.append(acc)
@@ -162,13 +162,15 @@ class _Search:
         record = {"tried": len(done), "pruned": len(ran) - len(done), "best": best.recipe.name, "metric": self.metric,
                   "gain": gain, "gain_se": se, "acc_gain": acc_gain, "acc_gain_se": acc_se, "adopted": adopted,
                   "route": ("default policy" if default is not None else "gain") if adopted else None}
+        if default is not None:
+            record["default"] = default.recipe.policy.name
         if not adopted and name == "semi" and self.semi_min_precision is not None:
             record.update(self.precision_gate(best, incumbent))
             adopted = record["adopted"]
         return (best if adopted else incumbent), record
 
     def default_route(self, done: Sequence[Trial], incumbent: Trial) -> Trial | None:
-        """The default augmentation policy's trial, when it ran to the end and its CV shows no harm.
+        """The first default augmentation policy whose trial ran to the end and whose CV shows no harm.
 
         Why: at 2-50 labels per class the CV's paired gain is dominated by which few images are
         held out, so it ranks policies by noise (benchmarks/results/aug_rule_check_*.md: on the
@@ -176,14 +178,15 @@ class _Search:
         negative), while strong@p0.5 gained on dev in all 18 digits and Fashion-MNIST draws. A
         policy known to help on most data is adopted unless the CV shows harm beyond z SE (in the
         decision metric or in accuracy): that refuses what CV can see, e.g. every policy on one
-        Fashion-MNIST draw at 5 labels per class. None: the gain rule decides, as without a default.
+        Fashion-MNIST draw at 5 labels per class. Several defaults are fallbacks in order: the
+        next is asked only when the one before shows harm (a smoothed default refused on a draw
+        where its plain policy is not). None: the gain rule decides, as without a default.
         """
-        if self.default_policy is None:
-            return None
-        trial = next((t for t in done if t.recipe.policy.name == self.default_policy), None)
-        if trial is None or not no_harm(trial, incumbent, self.metric, self.ratio, self.z):
-            return None
-        return trial
+        for name in default_names(self.default_policy):
+            trial = next((t for t in done if t.recipe.policy.name == name), None)
+            if trial is not None and no_harm(trial, incumbent, self.metric, self.ratio, self.z):
+                return trial
+        return None
 
     def precision_gate(self, semi: Trial, incumbent: Trial) -> dict[str, Any]:
         """Second route for consistency training when its CV gain is within the noise.
@@ -232,6 +235,17 @@ def _policies(space: SearchSpace, seed: int, working_size: int) -> list[Recipe]:
     pols += sample_policies(space.n_random_policies, rng_for(seed, _POLICY_STREAM), working_size=working_size)
     pols += list(space.extra_policies)
     return [Recipe(policy=p) for p in pols if not p.is_none]
+
+
+def default_names(default_policy: str | Sequence[str] | None) -> tuple[str, ...]:
+    """`default_policy` as the ordered names the default route tries: one name, a list of fallbacks, or none."""
+    if default_policy is None:
+        return ()
+    names = (default_policy,) if isinstance(default_policy, str) else tuple(str(n) for n in default_policy)
+    if not names or len(set(names)) != len(names):
+        raise ConfigError(f"search.default_policy must be a policy name, a list of distinct names or null, "
+                          f"got {list(names)}")
+    return names
 
 
 def _named_policy(name: str, candidates: Sequence[Recipe]) -> AugPolicy:
@@ -296,7 +310,7 @@ def search_recipe(
     repeats: int = 1,
     z: float = 1.0,
     semi_min_precision: float | None = None,
-    default_policy: str | None = None,
+    default_policy: str | Sequence[str] | None = None,
 ) -> RecipeResult:
     """Search the lever space by k-fold CV inside `labelled`; the test set is never seen.
 
@@ -315,7 +329,8 @@ def search_recipe(
             predictions (Wilson lower bound, z = 1) reaches this (`_Search.precision_gate`); None: off.
         default_policy: a policy name `preset` reads (e.g. "strong@p0.5", "strong@p0.5+ls0.1"), tried first
             (added to the candidates if it is not one) and adopted whenever its CV shows no harm, whatever
-            the other policies score (`_Search.default_route`); None: the gain rule picks the policy.
+            the other policies score (`_Search.default_route`); a list: fallbacks, each adopted only if
+            those before it show harm; None: the gain rule picks the policy.
     """
     from generators.registry import available
 
@@ -326,10 +341,12 @@ def search_recipe(
     if semi_min_precision is not None and not 0.0 <= semi_min_precision <= 1.0:
         raise ConfigError(f"search.semi_min_precision must be in [0, 1] or null, got {semi_min_precision}")
     policies = _policies(space, seed, max(32, labelled.image_shape[0]))
-    if default_policy is not None:
-        if default_policy not in [r.policy.name for r in policies]:  # e.g. strong@p0.5+cutmix: a candidate too
-            policies.append(Recipe(policy=_named_policy(default_policy, policies)))
-        policies.sort(key=lambda r: r.policy.name != default_policy)  # first: a spent budget skips the others, not it
+    defaults = default_names(default_policy)
+    for name in defaults:
+        if name not in [r.policy.name for r in policies]:  # e.g. strong@p0.5+ls0.1: a candidate too
+            policies.append(Recipe(policy=_named_policy(name, policies)))
+    # defaults first, in order: a spent budget skips the other candidates, not them
+    policies.sort(key=lambda r: defaults.index(r.policy.name) if r.policy.name in defaults else len(defaults))
     if problem is not None:
         return _real_only(problem, k_folds, seed, ctx, started)
     folds, ratio = make_folds(labelled, k_folds, seed, repeats)
@@ -362,7 +379,7 @@ def search_recipe(
     s.bar.close()
     reason = _reason(inc, nothing, metric, ratio, k_folds, repeats)
     if defaulted:
-        reason = f"{DEFAULT_REASON} ({default_policy}); " + (
+        reason = f"{DEFAULT_REASON} ({contributions['augmentation']['default']}); " + (
             reason if beats_nothing else reason.replace("beats real only: ", "vs real only: "))
     if gated:
         g = contributions["semi"]["gate"]
