@@ -4,7 +4,7 @@ benchmarks/regulariser_check.py found label smoothing 0.1 on top of strong@p0.5 
 points on the digits dev split (n = 2 / 5 / 10 / 20, no draw below) and +0.1 / +0.5 / +0.2 on Fashion-MNIST, but
 the search refused `strong@p0.5+ls0.1` as its default policy on held-out Brier (2 of 2 harness cells): a smoothed
 model answers a sure image with ~0.91. Since the search reads a smoothed model's probabilities back on the
-labels' scale (`synth.recipe.evidence.unsmooth`), this asks, on the search's own 3 folds of each labelled draw
+labels' scale (`synth.regularisers.unsmooth`), this asks, on the search's own 3 folds of each labelled draw
 (`evaluate_recipes` against real only: the search's code path, pruning included), how often the default route
 (no harm in Brier and accuracy, `no_harm`) adopts each default, and the smoothed one with the plain one as its
 fallback (`default_policy: [strong@p0.5+ls0.1, strong@p0.5]`), and what that is worth on dev images

@@ -118,3 +118,26 @@ def parse(kind: str | None, smoothing: float = 0.0, alpha: float = 1.0) -> Regul
     """Regularisers from config values (kind None or "none": no batch mix)."""
     mix = None if kind in (None, "none") else BatchMix(str(kind), float(alpha))
     return Regularisers(mix, float(smoothing))
+
+
+def unsmooth(proba: np.ndarray, smoothing: float) -> np.ndarray:
+    """Class probabilities of a model trained on label-smoothed targets, mapped back to the labels' scale.
+
+    Why: cross-entropy against targets (1 - e) * onehot + e / K is minimised by q = (1 - e) * p + e / K,
+    p the class probability given the image, so a model smoothed with e = 0.1 answers a sure image
+    with ~0.91. Whatever reads its confidence as a probability of being right was misled: the recipe
+    search's Brier score charged it for the confidence it was trained not to show (it refused
+    `strong@p0.5+ls0.1` while its accuracy was higher, digits n = 20), and consistency training's
+    0.95 threshold was out of reach. Smoothing is symmetric label noise at a known rate, so
+    the map inverts exactly, p = (q - e / K) / (1 - e) (the backward correction of Patrini et al.
+    2017); probabilities below e / K clip to 0 and rows are renormalised. Monotone in each class, so
+    the predicted class (and accuracy) is unchanged. `smoothing` 0 returns `proba` as it is.
+    """
+    if smoothing <= 0.0 or proba.size == 0:
+        return proba
+    if smoothing >= 1.0:
+        raise ConfigError(f"label smoothing must be in [0, 1), got {smoothing}")
+    p = np.clip((proba.astype(np.float64) - smoothing / proba.shape[1]) / (1.0 - smoothing), 0.0, None)
+    total = p.sum(1, keepdims=True)
+    # a row whose every class sits at or below e / K carries no preference: keep the model's own row
+    return np.where(total > 0, p / np.where(total > 0, total, 1.0), proba).astype(proba.dtype)

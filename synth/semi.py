@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from synth.data.imageset import ImageSet
 from synth.errors import ConfigError, DataError
-from synth.regularisers import PLAIN, Regularisers
+from synth.regularisers import PLAIN, Regularisers, unsmooth
 from synth.seeding import rng_for
 from synth.training import MIX_STREAM, Augment, TrainConfig, make_model, optimizer, to_tensor
 
@@ -159,8 +159,10 @@ class PseudoLabeller:
     mean of pool predictions).
     """
 
-    def __init__(self, semi: SemiConfig, n_pool: int, n_classes: int):
-        self.semi, self.n_classes = semi, n_classes
+    def __init__(self, semi: SemiConfig, n_pool: int, n_classes: int, smoothing: float = 0.0):
+        # smoothing: the labelled loss's label smoothing; the model's confidences are read on the labels'
+        # scale (`unsmooth`), else a 0.95 threshold is out of reach of a model smoothed with 0.1 (max ~0.91)
+        self.semi, self.n_classes, self.smoothing = semi, n_classes, smoothing
         self.selected = np.full(n_pool, -1)  # flex: the class each pool image was last confidently given
         self.p_model = torch.full((n_classes,), 1.0 / n_classes)
 
@@ -180,6 +182,8 @@ class PseudoLabeller:
 
     def __call__(self, weak_logits: torch.Tensor, pool_idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         probs = F.softmax(weak_logits, 1)
+        if self.smoothing:
+            probs = torch.from_numpy(unsmooth(probs.numpy(), self.smoothing))
         if self.semi.align:
             self.p_model = ALIGN_MOMENTUM * self.p_model + (1 - ALIGN_MOMENTUM) * probs.mean(0)
             probs = probs / self.p_model  # x (uniform prior); the constant cancels in the renormalisation
@@ -232,7 +236,8 @@ def train_semi(
         augment: online augmentation of the labelled images; default: the weak view.
         model: start from this model (e.g. an SSL encoder) instead of a fresh SmallCNN.
         regularise: batch mixing and label smoothing of the labelled batch's loss (synth.regularisers); the
-            pool's views and their loss are left as they are.
+            pool's views and their loss are left as they are, and the weak view's confidences are read
+            back on the labels' scale before the threshold (`unsmooth`).
 
     The returned model carries `semi_info`: steps, seconds, and the share of pool images
     above the threshold over the last tenth of training (near 0: the pool taught nothing).
@@ -244,7 +249,7 @@ def train_semi(
     steps, b, mu = int(semi.steps or cfg.steps), cfg.batch_size, semi.unlabelled_ratio
     rng, mix_rng = rng_for(seed, _BATCH_STREAM), rng_for(seed, MIX_STREAM)
     started, masks = time.perf_counter(), []
-    pseudo = PseudoLabeller(semi, len(unlabelled), len(labelled.class_names))
+    pseudo = PseudoLabeller(semi, len(unlabelled), len(labelled.class_names), regularise.smoothing)
     with torch.random.fork_rng(devices=[]):
         model = model if model is not None else make_model(labelled, cfg, seed)
         torch.manual_seed(seed)

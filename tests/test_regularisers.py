@@ -130,7 +130,7 @@ def test_loss_suffixes_leave_a_random_policy_s_own_name_whole():
 
 
 def test_unsmooth_inverts_the_smoothed_optimum_and_keeps_the_predicted_class():
-    from synth.recipe.evidence import unsmooth
+    from synth.regularisers import unsmooth
 
     rng = np.random.default_rng(0)
     p = rng.dirichlet(np.ones(10) * 0.3, size=50)
@@ -152,7 +152,8 @@ def test_the_search_scores_a_smoothed_policy_on_the_labels_scale(digits_splits):
     """Heavily smoothed (0.5) fold models cannot be more than ~0.55 sure of an image; their held-out
     confidences (what the Brier score and the semi gate read) are read back on the labels' scale."""
     from synth.recipe import evaluate_recipes
-    from synth.recipe.evidence import proba_metrics, unsmooth
+    from synth.recipe.evidence import proba_metrics
+    from synth.regularisers import unsmooth
 
     cfg = TrainConfig(steps=100, batch_size=32, width=8, hidden=32)
     res = evaluate_recipes(digits_splits.labelled, [Recipe(policy=preset("none+ls0.5"))], k_folds=2, train_cfg=cfg)

@@ -114,6 +114,17 @@ def test_fixed_thresholds_count_a_pool_image_only_at_or_above_the_threshold():
     np.testing.assert_allclose(pseudo.class_thresholds(), 0.9)
 
 
+def test_a_smoothed_model_s_confidence_is_read_on_the_labels_scale_before_the_threshold():
+    """Trained with label smoothing 0.1 on 10 classes, a model is at most ~0.91 sure: its sure answers must
+    still pass a 0.95 threshold, and an unsure one must not."""
+    sure = [[0.91] + [0.01] * 9]  # the smoothed optimum for an image of class 0: p = 1 on the labels' scale
+    unsure = [[0.5, 0.41] + [0.01125] * 8]
+    logits = logits_for(sure + unsure)
+    _, plain = PseudoLabeller(SemiConfig(threshold=0.95), n_pool=2, n_classes=10)(logits, np.arange(2))
+    target, mask = PseudoLabeller(SemiConfig(threshold=0.95), 2, 10, smoothing=0.1)(logits, np.arange(2))
+    assert plain.tolist() == [0.0, 0.0] and mask.tolist() == [1.0, 0.0] and target.tolist() == [0, 0]
+
+
 def test_flex_thresholds_start_at_zero_and_rise_with_each_class_s_confident_share():
     pseudo = PseudoLabeller(SemiConfig(threshold=0.9, thresholds="flex"), n_pool=10, n_classes=3)
     np.testing.assert_allclose(pseudo.class_thresholds(), 0.0)  # nothing learned yet: every pool image counts

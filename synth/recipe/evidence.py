@@ -18,6 +18,7 @@ from torch import nn
 from synth.data.imageset import ImageSet
 from synth.errors import ConfigError
 from synth.recipe.recipe import Recipe
+from synth.regularisers import unsmooth
 from synth.training import predict_proba
 
 METRICS = ("brier", "log_loss", "accuracy")
@@ -145,28 +146,6 @@ def held_out(
     """
     proba = unsmooth(predict_proba(model, held.images), smoothing)
     return proba_metrics(proba, held.labels), proba.max(1), proba.argmax(1) == held.labels
-
-
-def unsmooth(proba: np.ndarray, smoothing: float) -> np.ndarray:
-    """Class probabilities of a model trained on label-smoothed targets, mapped back to the labels' scale.
-
-    Why: cross-entropy against targets (1 - e) * onehot + e / K is minimised by q = (1 - e) * p + e / K,
-    p the class probability given the image, so a model smoothed with e = 0.1 answers a sure image
-    with ~0.91, and the Brier score charged it for the confidence it was trained not to show: the
-    search refused `strong@p0.5+ls0.1` on CV Brier while its accuracy was higher (digits n = 20),
-    though it gained on every dev-split draw. Smoothing is symmetric label noise at a known rate, so
-    the map inverts exactly, p = (q - e / K) / (1 - e) (the backward correction of Patrini et al.
-    2017); probabilities below e / K clip to 0 and rows are renormalised. Monotone in each class, so
-    the predicted class (and accuracy) is unchanged. `smoothing` 0 returns `proba` as it is.
-    """
-    if smoothing <= 0.0 or proba.size == 0:
-        return proba
-    if smoothing >= 1.0:
-        raise ConfigError(f"label smoothing must be in [0, 1), got {smoothing}")
-    p = np.clip((proba.astype(np.float64) - smoothing / proba.shape[1]) / (1.0 - smoothing), 0.0, None)
-    total = p.sum(1, keepdims=True)
-    # a row whose every class sits at or below e / K carries no preference: keep the model's own row
-    return np.where(total > 0, p / np.where(total > 0, total, 1.0), proba).astype(proba.dtype)
 
 
 def proba_metrics(proba: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:
