@@ -223,7 +223,7 @@ def test_recommend_config_passes_aug_probs_and_semi_to_the_search_space(tmp_path
         raise Searched
 
     monkeypatch.setattr(recommend, "search_recipe", fake_search)
-    recommend_default = OmegaConf.load(CONF / "recommend.yaml").search.default_policy
+    recommend_default = tuple(OmegaConf.load(CONF / "recommend.yaml").search.default_policy)
     common = ["budget.n_per_class=3", "max_unlabelled=50", "progress=false", f"out_dir={tmp_path}"]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         default = compose("recommend", overrides=common)
@@ -257,7 +257,7 @@ def test_recommend_config_passes_aug_probs_and_semi_to_the_search_space(tmp_path
             with pytest.raises(Searched):
                 recommend.run(compose("recommend", overrides=[*common, *extra]))
     assert len(spaces) == 8 and floors == [0.95, 0.95, 0.95, 0.95, None, 0.95, 0.95, 0.95]
-    assert defaults == [None] * 5 + [(recommend_default,)] * 2 + [None]  # the first 5 ran with a pool
+    assert defaults == [None] * 5 + [recommend_default] * 2 + [None]  # the first 5 ran with a pool
 
 
 def test_bad_recipe_input(tmp_path):
@@ -422,23 +422,30 @@ def test_auto_align_and_gate_arms_try_the_semi_stage_recommend_ships(name):
     assert settings["semi_min_precision"] == gate and (name == "auto_align" or gate == 0.95)
 
 
-def test_auto_default_arm_measures_the_default_policy_recommend_ships():
+def test_auto_default_ls_arm_measures_the_default_policies_recommend_ships():
     from synth.recipe.bench_arm import arm_params, search_settings
+    from synth.recipe.search import default_names
 
     base = OmegaConf.load(CONF / "bench" / "base.yaml")
     recommend = OmegaConf.load(CONF / "recommend.yaml").search
     settings = {a: search_settings(arm_params(a, OmegaConf.to_container(base.arms[a], resolve=True)), TrainConfig())
-                for a in ("auto", "auto_default")}
-    assert settings["auto_default"]["default_policy"] == (recommend.default_policy,) == ("strong@p0.5",)
-    assert settings["auto"]["default_policy"] is None  # the measured `auto` cells keep their behaviour
+                for a in ("auto", "auto_default", "auto_default_ls")}
+    shipped = default_names(recommend.default_policy)
+    assert settings["auto_default_ls"]["default_policy"] == shipped == ("strong@p0.5+ls0.1", "strong@p0.5")
+    assert settings["auto_default"]["default_policy"] == ("strong@p0.5",)  # its measured cells keep their behaviour
+    assert settings["auto"]["default_policy"] is None
+    # nothing but the default differs between the arm that measured the plain default and the one that ships
+    plain, ls = (OmegaConf.to_container(base.arms[a], resolve=True) for a in ("auto_default", "auto_default_ls"))
+    assert {k: v for k, v in plain.items() if k != "default_policy"} == {k: v for k, v in ls.items()
+                                                                          if k != "default_policy"}
     names = [p.name for p in (preset(n).with_prob(q) for q in (1.0, *settings["auto_default"]["space"].aug_probs)
                                 for n in settings["auto_default"]["space"].presets)]
-    assert recommend.default_policy in names  # one of the arm's candidates, or the search refuses it
-    # auto_gate_default is auto_gate (recommend's search with a pool) plus the default: nothing else differs
+    assert shipped[-1] in names  # the fallback is a candidate; the smoothed default is added by the search
+    # auto_gate_default is auto_gate (recommend's search with a pool) plus the plain default: nothing else differs
     gate, both = (OmegaConf.to_container(base.arms[a], resolve=True) for a in ("auto_gate", "auto_gate_default"))
     assert {k: v for k, v in both.items() if k != "default_policy"} == {k: v for k, v in gate.items()
                                                                          if k != "default_policy"}
-    assert both["default_policy"] == recommend.default_policy and gate["default_policy"] is None
+    assert both["default_policy"] == "strong@p0.5" and gate["default_policy"] is None
 
 
 def test_semi_recipe_serialises_only_when_on_and_excludes_a_source(tmp_path):
