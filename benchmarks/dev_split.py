@@ -32,6 +32,21 @@ def dev_split(data: str) -> tuple[ImageSet, ImageSet]:
     return pool.subset(np.sort(perm[: DEV_SIZE[data]])), pool.subset(np.sort(perm[DEV_SIZE[data]:]))
 
 
+def cv_decisions(trial, base) -> dict:
+    """The search's evidence for `trial` against `base` on the same folds (`synth.recipe.evidence`): paired
+    Brier and accuracy gains (mean, SE), and whether the gain rule (min gain 0.005) or the no-harm test adopts it."""
+    from synth.recipe.evidence import beats, no_harm, paired_gain
+
+    return {"brier": paired_gain(trial, base, "brier"), "acc": paired_gain(trial, base, "accuracy"),
+            "gain_rule": bool(beats(trial, base, 0.005, "brier")), "no_harm": bool(no_harm(trial, base, "brier"))}
+
+
+def regulariser_rows(data: str) -> dict[tuple[int, int], dict]:
+    """regulariser_check's dev accuracies by (n, seed): the checks that score its draws' CV read them."""
+    rows = json.loads((RESULTS / f"regulariser_check_{data}.json").read_text())["rows"]
+    return {(r["n"], r["seed"]): r for r in rows}
+
+
 def semi_config(overrides: Sequence[str] = ()) -> SemiConfig:
     """conf/semi/default.yaml with KEY=VALUE overrides."""
     base = OmegaConf.load(REPO / "conf" / "semi" / "default.yaml")

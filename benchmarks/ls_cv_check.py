@@ -16,14 +16,12 @@ fallback (`default_policy: [strong@p0.5+ls0.1, strong@p0.5]`), and what that is 
 
 from __future__ import annotations
 
-import json
 import time
 
-from dev_split import RESULTS, check_main
+from dev_split import check_main, cv_decisions, regulariser_rows
 
 from synth.data import ImageSet, draw_budget
 from synth.recipe import Recipe, evaluate_recipes, preset
-from synth.recipe.evidence import beats, no_harm, paired_gain
 from synth.training import TrainConfig
 
 #: default policy -> its column in regulariser_check's rows
@@ -41,14 +39,13 @@ def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int) -> dic
         key = DEFAULTS[trial.recipe.policy.name]
         row[key] = {"complete": trial.complete}
         if trial.complete:
-            row[key].update(brier=paired_gain(trial, base, "brier"), acc=paired_gain(trial, base, "accuracy"),
-                            no_harm=bool(no_harm(trial, base, "brier")), gain_rule=bool(beats(trial, base, 0.005, "brier")))
+            row[key].update(cv_decisions(trial, base))
     return row
 
 
 def markdown(rows: list[dict], command: str) -> str:
     data = rows[0]["data"]
-    dev = {(r["n"], r["seed"]): r for r in json.loads((RESULTS / f"regulariser_check_{data}.json").read_text())["rows"]}
+    dev = regulariser_rows(data)
     lines = [f"# Label smoothing as the search's default policy: {data} dev split\n",
              f"Command: `{command}`. CV: 3 folds inside the labelled draw, paired gain of each default over real only "
              f"± SE (Brier of a smoothed model read on the labels' scale); route: the default route's no-harm test; "

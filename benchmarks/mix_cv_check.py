@@ -14,14 +14,12 @@ measured on the same draw (same labelled images, same seeds; its rows must exist
 
 from __future__ import annotations
 
-import json
 import time
 
-from dev_split import RESULTS, check_main
+from dev_split import check_main, cv_decisions, regulariser_rows
 
 from synth.data import ImageSet, draw_budget
 from synth.recipe import Recipe, evaluate_recipes, preset
-from synth.recipe.evidence import beats, no_harm, paired_gain
 from synth.training import TrainConfig
 
 DEFAULT, CHALLENGER = "strong@p0.5", "strong@p0.5+mixup"
@@ -35,14 +33,13 @@ def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int) -> dic
     base, trial = res.trials[0], res.trials[1]
     row = {"data": data, "n": n, "seed": seed, "complete": trial.complete, "cv_seconds": round(time.perf_counter() - t0, 1)}
     if trial.complete:
-        row.update(brier=paired_gain(trial, base, "brier"), acc=paired_gain(trial, base, "accuracy"),
-                   gain_rule=bool(beats(trial, base, 0.005, "brier")), no_harm=bool(no_harm(trial, base, "brier")))
+        row.update(cv_decisions(trial, base))
     return row
 
 
 def markdown(rows: list[dict], command: str) -> str:
     data = rows[0]["data"]
-    dev = {(r["n"], r["seed"]): r for r in json.loads((RESULTS / f"regulariser_check_{data}.json").read_text())["rows"]}
+    dev = regulariser_rows(data)
     lines = [f"# Mixup as a challenger of the default policy, by the search's CV: {data} dev split\n",
              f"Command: `{command}`. CV: 3 folds inside the labelled draw, paired gain of {CHALLENGER} over "
              f"{DEFAULT} ± SE; dev: the same difference on dev images (regulariser_check_{data}.json, same draws).\n",
