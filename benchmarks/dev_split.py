@@ -41,6 +41,12 @@ def cv_decisions(trial, base) -> dict:
             "gain_rule": bool(beats(trial, base, 0.005, "brier")), "no_harm": bool(no_harm(trial, base, "brier"))}
 
 
+def cv_cells(row: dict) -> str:
+    """A draw's `cv_decisions` as table cells: Brier gain ± SE | accuracy gain ± SE (points) | gain rule adopts."""
+    return (f"{row['brier'][0]:+.4f} ± {row['brier'][1]:.4f} | {100 * row['acc'][0]:+.1f} ± {100 * row['acc'][1]:.1f} | "
+            f"{'yes' if row['gain_rule'] else 'no'}")
+
+
 def regulariser_rows(data: str) -> dict[tuple[int, int], dict]:
     """regulariser_check's dev accuracies by (n, seed): the checks that score its draws' CV read them."""
     rows = json.loads((RESULTS / f"regulariser_check_{data}.json").read_text())["rows"]

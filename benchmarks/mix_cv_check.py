@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 
-from dev_split import check_main, cv_decisions, regulariser_rows
+from dev_split import check_main, cv_cells, cv_decisions, regulariser_rows
 
 from synth.data import ImageSet, draw_budget
 from synth.recipe import Recipe, evaluate_recipes, preset
@@ -52,9 +52,7 @@ def markdown(rows: list[dict], command: str) -> str:
         if not r["complete"]:
             lines.append(f"| {r['n']} | {r['seed']} | pruned | | no | no | {diff:+.1f} |")
         else:
-            lines.append(f"| {r['n']} | {r['seed']} | {r['brier'][0]:+.4f} ± {r['brier'][1]:.4f} | "
-                         f"{100 * r['acc'][0]:+.1f} ± {100 * r['acc'][1]:.1f} | {'yes' if r['gain_rule'] else 'no'} | "
-                         f"{'yes' if r['no_harm'] else 'no'} | {diff:+.1f} |")
+            lines.append(f"| {r['n']} | {r['seed']} | {cv_cells(r)} | {'yes' if r['no_harm'] else 'no'} | {diff:+.1f} |")
         picked["always"].append((True, diff))
         picked["gain rule"].append((bool(r.get("gain_rule")), diff))
         picked["no harm"].append((bool(r.get("no_harm")), diff))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 
-from dev_split import check_main, cv_decisions, draw_table
+from dev_split import check_main, cv_cells, cv_decisions, draw_table
 
 from synth.data import ImageSet, draw_budget
 from synth.recipe import Recipe, evaluate_recipes, preset, train_with
@@ -54,9 +54,7 @@ def markdown(rows: list[dict], command: str) -> str:
         if not r["complete"]:
             lines.append(f"| {r['n']} | {r['seed']} | pruned | | no | {diff:+.1f} |")
         else:
-            lines.append(f"| {r['n']} | {r['seed']} | {r['brier'][0]:+.4f} ± {r['brier'][1]:.4f} | "
-                         f"{100 * r['acc'][0]:+.1f} ± {100 * r['acc'][1]:.1f} | {'yes' if r['gain_rule'] else 'no'} | "
-                         f"{diff:+.1f} |")
+            lines.append(f"| {r['n']} | {r['seed']} | {cv_cells(r)} | {diff:+.1f} |")
         adopted.append((bool(r.get("gain_rule")), diff))
     mean = sum(d if a else 0.0 for a, d in adopted) / max(len(adopted), 1)
     always = sum(d for _, d in adopted) / max(len(adopted), 1)
