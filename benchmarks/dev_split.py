@@ -41,6 +41,20 @@ def cv_decisions(trial, base) -> dict:
             "gain_rule": bool(beats(trial, base, 0.005, "brier")), "no_harm": bool(no_harm(trial, base, "brier"))}
 
 
+def policy_cv(labelled: ImageSet, seed: int, policies: Sequence[str], baseline: str | None = None) -> dict[str, dict]:
+    """The search's question on one labelled draw, asked on its own 3 folds (`evaluate_recipes`, the final
+    classifier's TrainConfig, pruning included): each policy's `cv_decisions` against `baseline` (a policy
+    name; None: real only), keyed by policy name, with whether its trial ran to the end."""
+    from synth.recipe import Recipe, evaluate_recipes, preset
+    from synth.training import TrainConfig
+
+    res = evaluate_recipes(labelled, [Recipe(policy=preset(p)) for p in policies], seed=seed, k_folds=3,
+                           train_cfg=TrainConfig(), baseline=None if baseline is None else Recipe(policy=preset(baseline)))
+    base = res.trials[0]
+    return {t.recipe.policy.name: {"complete": t.complete, **(cv_decisions(t, base) if t.complete else {})}
+            for t in res.trials[1:]}
+
+
 def cv_cells(row: dict) -> str:
     """A draw's `cv_decisions` as table cells: Brier gain ± SE | accuracy gain ± SE (points) | gain rule adopts."""
     return (f"{row['brier'][0]:+.4f} ± {row['brier'][1]:.4f} | {100 * row['acc'][0]:+.1f} ± {100 * row['acc'][1]:.1f} | "

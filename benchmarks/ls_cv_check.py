@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import time
 
-from dev_split import check_main, cv_decisions, regulariser_rows
+from dev_split import check_main, policy_cv, regulariser_rows
 
 from synth.data import ImageSet, draw_budget
-from synth.recipe import Recipe, evaluate_recipes, preset
-from synth.training import TrainConfig
 
 #: default policy -> its column in regulariser_check's rows
 DEFAULTS = {"strong@p0.5": "sp5", "strong@p0.5+ls0.1": "sp5_ls01"}
@@ -31,16 +29,9 @@ DEFAULTS = {"strong@p0.5": "sp5", "strong@p0.5+ls0.1": "sp5_ls01"}
 def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int) -> dict:
     labelled, _ = draw_budget(rest, n_per_class=n, seed=seed)
     t0 = time.perf_counter()
-    res = evaluate_recipes(labelled, [Recipe(policy=preset(p)) for p in DEFAULTS], seed=seed, k_folds=3,
-                           train_cfg=TrainConfig())
-    base = res.trials[0]
+    cv = policy_cv(labelled, seed, list(DEFAULTS))
     row: dict = {"data": data, "n": n, "seed": seed, "cv_seconds": round(time.perf_counter() - t0, 1)}
-    for trial in res.trials[1:]:
-        key = DEFAULTS[trial.recipe.policy.name]
-        row[key] = {"complete": trial.complete}
-        if trial.complete:
-            row[key].update(cv_decisions(trial, base))
-    return row
+    return row | {key: cv[name] for name, key in DEFAULTS.items()}
 
 
 def markdown(rows: list[dict], command: str) -> str:

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import time
 
-from dev_split import check_main, cv_cells, cv_decisions, regulariser_rows
+from dev_split import check_main, cv_cells, policy_cv, regulariser_rows
 
 from synth.data import ImageSet, draw_budget
-from synth.recipe import Recipe, evaluate_recipes, preset
-from synth.training import TrainConfig
 
 DEFAULT, CHALLENGER = "strong@p0.5", "strong@p0.5+mixup"
 
@@ -28,13 +26,8 @@ DEFAULT, CHALLENGER = "strong@p0.5", "strong@p0.5+mixup"
 def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int) -> dict:
     labelled, _ = draw_budget(rest, n_per_class=n, seed=seed)
     t0 = time.perf_counter()
-    res = evaluate_recipes(labelled, [Recipe(policy=preset(CHALLENGER))], seed=seed, k_folds=3,
-                           train_cfg=TrainConfig(), baseline=Recipe(policy=preset(DEFAULT)))
-    base, trial = res.trials[0], res.trials[1]
-    row = {"data": data, "n": n, "seed": seed, "complete": trial.complete, "cv_seconds": round(time.perf_counter() - t0, 1)}
-    if trial.complete:
-        row.update(cv_decisions(trial, base))
-    return row
+    cv = policy_cv(labelled, seed, [CHALLENGER], baseline=DEFAULT)[CHALLENGER]
+    return {"data": data, "n": n, "seed": seed, "cv_seconds": round(time.perf_counter() - t0, 1), **cv}
 
 
 def markdown(rows: list[dict], command: str) -> str:

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import time
 
-from dev_split import check_main, cv_cells, cv_decisions, draw_table
+from dev_split import check_main, cv_cells, draw_table, policy_cv
 
 from synth.data import ImageSet, draw_budget
-from synth.recipe import Recipe, evaluate_recipes, preset, train_with
+from synth.recipe import Recipe, preset, train_with
 from synth.training import TrainConfig, accuracy
 
 DEFAULT, CHALLENGER = "strong@p0.5+ls0.1", "strong@p0.5+mixup+ls0.1"
@@ -32,12 +32,7 @@ def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int) -> dic
     row: dict = {"data": data, "n": n, "seed": seed}
     for key, name in ARMS.items():
         row[key] = accuracy(train_with(Recipe(policy=preset(name)), labelled, seed=seed, cfg=TrainConfig()), dev)
-    res = evaluate_recipes(labelled, [Recipe(policy=preset(CHALLENGER))], seed=seed, k_folds=3,
-                           train_cfg=TrainConfig(), baseline=Recipe(policy=preset(DEFAULT)))
-    trial, base = res.trials[1], res.trials[0]
-    row["complete"] = trial.complete
-    if trial.complete:
-        row.update(cv_decisions(trial, base))
+    row.update(policy_cv(labelled, seed, [CHALLENGER], baseline=DEFAULT)[CHALLENGER])
     row["sec"] = round(time.perf_counter() - t0, 1)
     return row
 
