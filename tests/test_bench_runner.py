@@ -239,3 +239,16 @@ def test_compute_totals_do_not_depend_on_the_order_cells_are_read_in(tmp_path):
               "seconds": s} for i, s in enumerate(secs)]
     totals = {_compute(order)["strict/real"]["seconds"] for order in (cells, cells[::-1], cells[3:] + cells[:3])}
     assert totals == {7.1}
+
+
+def test_a_late_key_at_its_off_value_leaves_the_cell_hash_alone():
+    """`batch_mixes: []` added to the auto entry must not recompute the auto cells computed before it existed;
+    on, it must (it changes what the search tries)."""
+    from omegaconf import OmegaConf
+
+    from synth.bench.arms import hashed_params
+
+    before = {"k_folds": 3, "budgets": [2, 5]}
+    assert hashed_params({**before, "batch_mixes": []}) == hashed_params(before) == {"k_folds": 3}
+    assert hashed_params(OmegaConf.create({**before, "batch_mixes": []})) == {"k_folds": 3}
+    assert hashed_params({**before, "batch_mixes": ["mixup"]}) == {"k_folds": 3, "batch_mixes": ["mixup"]}

@@ -446,6 +446,11 @@ def test_auto_default_ls_arm_measures_the_default_policies_recommend_ships():
     assert {k: v for k, v in both.items() if k != "default_policy"} == {k: v for k, v in gate.items()
                                                                          if k != "default_policy"}
     assert both["default_policy"] == "strong@p0.5" and gate["default_policy"] is None
+    # auto_default_mix is auto_default_ls plus the batch-mix stage (and recommend's 600 s budget)
+    mix = OmegaConf.to_container(base.arms["auto_default_mix"], resolve=True)
+    assert {k: (v, mix[k]) for k, v in ls.items() if mix[k] != v} == {"max_seconds": (480, 600),
+                                                                       "batch_mixes": ([], ["mixup"])}
+    assert search_settings(arm_params("auto_default_mix", mix), TrainConfig())["space"].batch_mixes == ("mixup",)
 
 
 def test_semi_recipe_serialises_only_when_on_and_excludes_a_source(tmp_path):

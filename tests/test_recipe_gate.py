@@ -168,3 +168,36 @@ def test_search_adopts_a_harmless_default_policy_and_never_a_harmful_one(small):
     assert [t.recipe.policy.name for t in fallback.trials[1:3]] == ["blank", quiet.name]  # both run first, in order
     assert fallback.recipe.policy == quiet and fallback.contributions["augmentation"]["default"] == quiet.name
     assert fallback.reason.startswith(f"{DEFAULT_REASON} ({quiet.name})")
+
+
+# ------------------------------------------------------------------ batch-mix stage
+def test_the_batch_mix_stage_tries_mixup_on_the_adopted_policy_and_adopts_it_only_by_the_gain_rule(small):
+    """One trial: the adopted default with mixup, its label smoothing kept; the stage's record and the answer
+    follow the gain rule over the adopted policy (a huge min_gain refuses it); no policy: nothing to mix."""
+    from synth.recipe.evidence import beats
+
+    quiet = BLANK.with_prob(1e-9).with_loss(smoothing=0.1)
+    space = {**NO_LEVERS, "extra_policies": (quiet,), "batch_mixes": ("mixup",)}
+    kw = dict(budget=SearchBudget(None, None), k_folds=3, train_cfg=SMALL_TRAIN, progress=False,
+              default_policy=quiet.name)
+    res = search_recipe(small, None, space=SearchSpace(**space), **kw)
+    default, mixed = res.trials[1], res.trials[-1]
+    assert default.recipe.policy == quiet and mixed.stage == "batch_mix" and len(res.trials) == 3
+    assert mixed.recipe.policy.name == "blank@p1e-09+mixup+ls0.1"
+    assert (mixed.recipe.policy.batch_mix, mixed.recipe.policy.smoothing, mixed.recipe.policy.ops) == (
+        "mixup", 0.1, quiet.ops)
+    record, wins = res.contributions["batch_mix"], beats(mixed, default, 0.005, "brier")
+    assert record["tried"] == 1 and record["adopted"] is wins and record["route"] == ("gain" if wins else None)
+    assert res.recipe.policy == (mixed.recipe.policy if wins else quiet)
+    refused = search_recipe(small, None, space=SearchSpace(**space), min_gain=10.0, **kw)
+    assert refused.recipe.policy == quiet and not refused.contributions["batch_mix"]["adopted"]
+    plain = search_recipe(small, None, space=SearchSpace(**{**space, "batch_mixes": ()}), **kw)
+    assert "batch_mix" not in plain.contributions and len(plain.trials) == 2
+    bare = search_recipe(small, None, space=SearchSpace(**{**space, "extra_policies": ()}), **{
+        **kw, "default_policy": None})
+    assert bare.contributions["batch_mix"]["tried"] == 0 and len(bare.trials) == 1  # real only: nothing to mix
+
+
+def test_search_space_refuses_an_unknown_batch_mix():
+    with pytest.raises(ConfigError, match="search.batch_mixes: unknown batch mix 'mixin'"):
+        SearchSpace(batch_mixes=("mixin",))

@@ -40,6 +40,20 @@ CONF_DIR = Path(__file__).resolve().parent.parent.parent / "conf"
 SCHEDULE_KEYS: tuple[str, ...] = ("budgets", "protocols", "cost")
 #: Every key the harness itself reads from an arm's entry; arms that reject unknown keys allow these.
 HARNESS_KEYS: tuple[str, ...] = ("target", "uses_unlabelled", *SCHEDULE_KEYS)
+#: Keys added to arm entries after cells were computed, each with the value that means "off". A key at that
+#: value is left out of a cell's hash, so the cells it cannot have shaped stay valid (as `AugPolicy.to_dict`
+#: leaves `prob` = 1 out): adding `batch_mixes: []` to the `auto` entry recomputes no `auto`-like cell.
+LATE_KEYS: dict[str, Any] = {"batch_mixes": []}
+
+
+def hashed_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The params that shape what a cell computes: without schedule keys and late keys left off."""
+    return {k: v for k, v in params.items()
+            if k not in SCHEDULE_KEYS and not (k in LATE_KEYS and _plain(v) == LATE_KEYS[k])}
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, (list, tuple)) or type(value).__name__ == "ListConfig" else value
 
 
 @dataclass

@@ -181,7 +181,7 @@ def run_cell(key: CellKey, splits: Splits, plan: BenchPlan, test_ids: set[str], 
     params = _params(plan, key.arm)
     data = arm_data(splits, key.protocol)
     digest = config_hash({
-        "arm": key.arm, "params": {k: v for k, v in params.items() if k not in arm_registry.SCHEDULE_KEYS}, "train": vars(plan.train), "data": data.fingerprint(),
+        "arm": key.arm, "params": arm_registry.hashed_params(params), "train": vars(plan.train), "data": data.fingerprint(),
         "test": config_hash({"ids": sorted(test_ids)}), "seed": key.seed, "code": CELL_CODE_VERSION,
     })
     path = key.path(plan.out_dir)

@@ -40,7 +40,7 @@ def _space(search: DictConfig) -> SearchSpace:
         sources=tuple(search.sources), shares=tuple(float(s) for s in search.shares),
         filter_quantiles=tuple(float(q) for q in search.filter_quantiles),
         pl_thresholds=tuple(float(t) for t in search.pl_thresholds), ssl=search.ssl,
-        semi=semi_candidates(search.get("semi")),
+        semi=semi_candidates(search.get("semi")), batch_mixes=tuple(search.batch_mixes),
     )
 
 

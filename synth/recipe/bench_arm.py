@@ -38,7 +38,7 @@ _POOL_STREAM = 43
 SEARCH_KEYS: tuple[str, ...] = (
     "k_folds", "repeats", "metric", "min_gain", "z", "max_trials", "max_seconds", "presets", "aug_probs",
     "n_random_policies", "sources", "shares", "filter_quantiles", "pl_thresholds", "ssl", "max_unlabelled",
-    "search_train", "source_configs", "semi", "semi_min_precision", "default_policy",
+    "search_train", "source_configs", "semi", "semi_min_precision", "default_policy", "batch_mixes",
 )
 
 
@@ -73,7 +73,7 @@ def search_settings(p: Mapping[str, Any], train: TrainConfig) -> dict[str, Any]:
         shares=tuple(float(s) for s in p["shares"]), filter_quantiles=tuple(float(q) for q in p["filter_quantiles"]),
         pl_thresholds=tuple(float(t) for t in p["pl_thresholds"]), ssl=p["ssl"],
         source_configs={k: dict(v) for k, v in dict(p["source_configs"]).items()},
-        semi=semi_candidates(p["semi"]),
+        semi=semi_candidates(p["semi"]), batch_mixes=tuple(p["batch_mixes"]),
     )
     fold_train = TrainConfig(**{**vars(train), **dict(p["search_train"])}) if p["search_train"] else train
     return {"budget": SearchBudget(p["max_trials"], p["max_seconds"]), "space": space, "k_folds": int(p["k_folds"]),

@@ -17,6 +17,7 @@ from synth.errors import ConfigError
 from synth.recipe.evidence import Trial, paired_gain
 from synth.recipe.policy import AugPolicy
 from synth.recipe.recipe import Recipe, train_with
+from synth.regularisers import KINDS
 from synth.semi import SemiConfig, semi_candidates
 from synth.training import TrainConfig
 
@@ -55,9 +56,18 @@ class SearchSpace:
     #: augmentation when a pool is given; empty: not tried (each costs ~5x a supervised fold model).
     #: A single SemiConfig or None is accepted too.
     semi: Sequence[SemiConfig] = ()
+    #: batch mixes ("mixup", "cutmix") tried on top of the adopted augmentation policy, one trial each
+    #: (keeping its label smoothing); empty: not tried. Why a stage of its own: mixup gained on the
+    #: Fashion-MNIST dev split on top of the smoothed default and lost on every digits draw
+    #: (benchmarks/results/mix_ls_check_*.md), so it is a per-dataset choice the gain rule makes.
+    batch_mixes: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         self.semi = semi_candidates(self.semi)
+        self.batch_mixes = tuple(str(k) for k in self.batch_mixes)
+        for kind in self.batch_mixes:
+            if kind not in KINDS:
+                raise ConfigError(f"search.batch_mixes: unknown batch mix {kind!r}; known: {', '.join(KINDS)}")
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 Why a search: no lever wins everywhere (digits: augmentation ~2x, pseudo-labels ~4x;
 Fashion-MNIST: both hurt from 20 labels per class). Why greedy stages instead of a joint
 sweep: the budget is minutes on 2 cores, and stages make each lever's contribution
-readable — augmentation policy first, then consistency training on the pool (`semi`, when
+readable — augmentation policy first, then a batch mix on top of it (`batch_mix`, when
+configured), then consistency training on the pool (`semi`, when
 configured: it labels the pool itself, so once adopted sources are tried only as its
 challengers), then a source on top of the winning policy, then that source's share /
 filter / threshold, then SSL init.
@@ -48,7 +49,7 @@ GATE_REASON = "consistency training adopted by the precision gate"
 DEFAULT_REASON = "default augmentation policy adopted: CV shows no harm"
 #: note on a trial the wall-clock budget stopped between folds (incomplete: it counts for nothing)
 BUDGET_STOP = "stopped: compute budget spent mid-trial"
-LEVERS = ("augmentation", "semi", "source", "mix", "ssl")
+LEVERS = ("augmentation", "batch_mix", "semi", "source", "mix", "ssl")
 
 
 class _Search:
@@ -285,6 +286,20 @@ def _best_policy(trials: Sequence[Trial], stage: str, incumbent: Trial, metric: 
     return None if best is None or best is incumbent else best
 
 
+def _batch_mix_recipes(space: SearchSpace, inc: Recipe) -> list[Recipe]:
+    """The incumbent's policy with each batch mix of the space (its label smoothing kept).
+
+    Only on top of an augmentation policy, and only by the gain rule: the dev evidence is mixup on
+    top of the default policy (the gain rule took it on 7 of 8 Fashion-MNIST draws, all gains, and
+    on 0 of 16 digits draws, every one a loss on dev; benchmarks/results/mix_ls_check_*.md); on
+    real only it is unmeasured.
+    """
+    pol = inc.policy
+    if not pol.ops or pol.batch_mix is not None:
+        return []
+    return [inc.with_(policy=pol.with_loss(kind, pol.smoothing)) for kind in space.batch_mixes]
+
+
 def _mix_recipes(space: SearchSpace, inc: Recipe) -> list[Recipe]:
     if inc.source is None:
         return []
@@ -355,6 +370,8 @@ def search_recipe(
     nothing = s.run(Recipe(), "baseline", force=True)
     contributions: dict[str, dict[str, Any]] = {}
     inc, contributions["augmentation"] = s.stage("augmentation", nothing, policies, min_gain)
+    if space.batch_mixes:
+        inc, contributions["batch_mix"] = s.stage("batch_mix", inc, _batch_mix_recipes(space, inc.recipe), min_gain)
     has_pool = unlabelled is not None and len(unlabelled) > 0
     if space.semi and has_pool:  # before sources: when adopted it replaces them
         semis = [Recipe(policy=inc.recipe.policy, semi=c) for c in space.semi]
