@@ -230,6 +230,12 @@ def test_the_report_lists_every_recipe_search_decision_against_real_on_the_same_
     assert "| unlabelled_pool/auto | n2 | 1 | semi *(gate)* | brier +0.040 ± 0.010 | 0.7000 | 0.6200 | +0.0800 |" in md
     assert "| unlabelled_pool/auto | n4 | 0 | aug=light | brier" in md
     assert "| unlabelled_pool/auto | n4 | 1 | aug=light *(default)* | brier" in md
+    assert "batch-mix stage" not in md  # no cell mixed: the legend says nothing about it
+    defaulted["meta"]["recipe"] = "aug=light+mixup"  # mixup added on top of the default by the gain rule
+    defaulted["meta"]["candidates"]["aug=light+mixup"] = defaulted["meta"]["candidates"].pop("aug=light")
+    md = write_report(analyse(cells, p, {}, n_boot=50), tmp_path / "r")["md"].read_text()
+    assert "| unlabelled_pool/auto | n4 | 1 | aug=light+mixup *(default)* | brier" in md
+    assert "was added on top of the default by the batch-mix stage, by the gain rule" in md
 
 
 def test_compute_totals_do_not_depend_on_the_order_cells_are_read_in(tmp_path):

@@ -189,6 +189,7 @@ def test_the_batch_mix_stage_tries_mixup_on_the_adopted_policy_and_adopts_it_onl
     record, wins = res.contributions["batch_mix"], beats(mixed, default, 0.005, "brier")
     assert record["tried"] == 1 and record["adopted"] is wins and record["route"] == ("gain" if wins else None)
     assert res.recipe.policy == (mixed.recipe.policy if wins else quiet)
+    assert ("mixup on top of the policy by the gain rule" in res.reason) is wins
     refused = search_recipe(small, None, space=SearchSpace(**space), min_gain=10.0, **kw)
     assert refused.recipe.policy == quiet and not refused.contributions["batch_mix"]["adopted"]
     plain = search_recipe(small, None, space=SearchSpace(**{**space, "batch_mixes": ()}), **kw)

@@ -15,6 +15,7 @@ from typing import Any
 from synth.bench.protocol import budget_key
 from synth.bench.runner import BenchPlan, cells_for
 from synth.recipe.search import DEFAULT_REASON, GATE_REASON
+from synth.regularisers import KINDS
 
 NOTHING = "nothing"
 #: a test difference this small is a tie (the same model: "nothing" retrains real only with its seed)
@@ -104,6 +105,13 @@ def _fmt(x: float | None, spec: str) -> str:
 
 
 _ROUTE_MARK = {"precision gate": " *(gate)*", "default policy": " *(default)*"}
+#: said only where a cell adopted a batch mix, so reports without one render as before
+_MIX_NOTE = (" A batch mix in a *(default)* recipe (`+mixup`, `+cutmix`) was added on top of the default by the "
+             "batch-mix stage, by the gain rule (it beat the default in CV).")
+
+
+def _any_batch_mix(decisions: Mapping[str, Any]) -> bool:
+    return any(f"+{kind}" in str(r["recipe"]) for e in decisions.values() for r in e["rows"] for kind in KINDS)
 
 
 def markdown(decisions: Mapping[str, Any]) -> list[str]:
@@ -115,7 +123,8 @@ def markdown(decisions: Mapping[str, Any]) -> list[str]:
              "(inside the labelled budget), and its test accuracy next to real only on the same labels and seed. "
              "\"nothing\" retrains real only, so it ties exactly. *(gate)*: semi adopted by the precision gate "
              "(CV gain within its noise, no harm, confident held-out predictions precise; docs/recipe.md); "
-             "*(default)*: the search's default augmentation policy, adopted because its CV showed no harm.", "",
+             "*(default)*: the search's default augmentation policy, adopted because its CV showed no harm."
+             + (_MIX_NOTE if _any_batch_mix(decisions) else ""), "",
              "| protocol/arm | cells | adopted a lever | adopted: above / tied / below real on test | "
              "worst · best difference |", "|---|---|---|---|---|"]
     for key, entry in decisions.items():

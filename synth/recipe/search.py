@@ -398,6 +398,10 @@ def search_recipe(
     if defaulted:
         reason = f"{DEFAULT_REASON} ({contributions['augmentation']['default']}); " + (
             reason if beats_nothing else reason.replace("beats real only: ", "vs real only: "))
+    mixed = contributions.get("batch_mix", {})
+    if mixed.get("adopted") and inc.recipe.policy.batch_mix is not None:
+        reason += (f"; {inc.recipe.policy.batch_mix} on top of the policy by the gain rule: {metric} "
+                   f"{mixed['gain']:+.4f} +- {mixed['gain_se']:.4f} over it")
     if gated:
         g = contributions["semi"]["gate"]
         reason = (f"{GATE_REASON}: {g['correct']} of {g['kept']} held-out "
