@@ -53,7 +53,10 @@ def hashed_params(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
-    return list(value) if isinstance(value, (list, tuple)) or type(value).__name__ == "ListConfig" else value
+    """A list for any list-like value (a config's ListConfig included), so `[]` compares equal to `()`."""
+    from omegaconf import ListConfig
+
+    return list(value) if isinstance(value, (list, tuple, ListConfig)) else value
 
 
 @dataclass
