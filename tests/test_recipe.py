@@ -206,7 +206,7 @@ def test_recommend_command_writes_a_recipe_that_reruns(tmp_path, capsys):
     assert (tmp_path / "b" / "recipe.png").is_file()
 
 
-def test_recommend_config_passes_aug_probs_and_semi_to_the_search_space(tmp_path, monkeypatch):
+def test_recommend_config_passes_aug_probs_semi_and_batch_mixes_to_the_search_space(tmp_path, monkeypatch):
     from synth.commands import recommend
 
     class Searched(Exception):
@@ -258,6 +258,8 @@ def test_recommend_config_passes_aug_probs_and_semi_to_the_search_space(tmp_path
                 recommend.run(compose("recommend", overrides=[*common, *extra]))
     assert len(spaces) == 8 and floors == [0.95, 0.95, 0.95, 0.95, None, 0.95, 0.95, 0.95]
     assert defaults == [None] * 5 + [recommend_default] * 2 + [None]  # the first 5 ran with a pool
+    # the batch-mix stage follows the same rule as the default policy: without a pool, or with one when asked
+    assert [s.batch_mixes for s in spaces] == [()] * 5 + [("mixup",)] * 3
 
 
 def test_bad_recipe_input(tmp_path):
@@ -450,7 +452,8 @@ def test_auto_default_ls_arm_measures_the_default_policies_recommend_ships():
     mix = OmegaConf.to_container(base.arms["auto_default_mix"], resolve=True)
     assert {k: (v, mix[k]) for k, v in ls.items() if mix[k] != v} == {"max_seconds": (480, 600),
                                                                        "batch_mixes": ([], ["mixup"])}
-    assert search_settings(arm_params("auto_default_mix", mix), TrainConfig())["space"].batch_mixes == ("mixup",)
+    mixes = search_settings(arm_params("auto_default_mix", mix), TrainConfig())["space"].batch_mixes
+    assert mixes == tuple(recommend.batch_mixes) == ("mixup",)  # the stage recommend ships is the one measured
 
 
 def test_semi_recipe_serialises_only_when_on_and_excludes_a_source(tmp_path):

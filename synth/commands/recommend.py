@@ -33,14 +33,14 @@ def _pool(cfg: DictConfig, unlabelled: ImageSet) -> ImageSet | None:
     return unlabelled.subset(idx)
 
 
-def _space(search: DictConfig) -> SearchSpace:
+def _space(search: DictConfig, pool: ImageSet | None) -> SearchSpace:
     return SearchSpace(
         presets=tuple(search.presets), aug_probs=_aug_probs(search),
         n_random_policies=int(search.n_random_policies),
         sources=tuple(search.sources), shares=tuple(float(s) for s in search.shares),
         filter_quantiles=tuple(float(q) for q in search.filter_quantiles),
         pl_thresholds=tuple(float(t) for t in search.pl_thresholds), ssl=search.ssl,
-        semi=semi_candidates(search.get("semi")), batch_mixes=tuple(search.batch_mixes),
+        semi=semi_candidates(search.get("semi")), batch_mixes=_batch_mixes(search, pool),
     )
 
 
@@ -52,6 +52,15 @@ def _aug_probs(search: DictConfig) -> tuple[float, ...]:
         raise ConfigError(f"search.aug_probs must be shares of draws in (0, 1], got {bad}; "
                           "e.g. search.aug_probs=[0.5], or [] to try each preset on every draw only")
     return probs
+
+
+def _batch_mixes(search: DictConfig, pool: ImageSet | None) -> tuple[str, ...]:
+    """`search.batch_mixes`, under the same rule as the default policy: with a pool only when
+    `default_policy_with_pool` is true. Why: the stage was measured without a pool (bench arm
+    `auto_default_mix`); with one it would sit between the policy and consistency training, unmeasured."""
+    if pool is not None and not bool(search.get("default_policy_with_pool", False)):
+        return ()
+    return tuple(search.batch_mixes)
 
 
 def _default_policy(search: DictConfig, pool: ImageSet | None) -> tuple[str, ...] | None:
@@ -134,7 +143,7 @@ def run(cfg: DictConfig) -> RecipeResult:
             raise ConfigError(f"search.k_folds must be >= 2, got {search.k_folds}")
         result = search_recipe(
             splits.labelled, pool, budget=SearchBudget(search.max_trials, search.max_seconds), seed=int(cfg.seed),
-            k_folds=int(search.k_folds), space=_space(search), train_cfg=train_cfg,
+            k_folds=int(search.k_folds), space=_space(search, pool), train_cfg=train_cfg,
             min_gain=float(search.min_gain), progress=bool(cfg.progress), metric=str(search.metric),
             repeats=int(search.repeats), z=float(search.get("z", 1.0)),
             semi_min_precision=_optional_float(search.get("semi_min_precision")),
