@@ -54,23 +54,22 @@ def _aug_probs(search: DictConfig) -> tuple[float, ...]:
     return probs
 
 
+def _measured_route(search: DictConfig, pool: ImageSet | None) -> bool:
+    """Whether the default route (default policy, then batch mixes) applies: without a pool, or with one
+    when `default_policy_with_pool` is true. Why: both were measured without a pool; with one, the semi
+    stage builds on the chosen policy (and a batch mix would sit between the two, unmeasured)."""
+    return pool is None or bool(search.get("default_policy_with_pool", False))
+
+
 def _batch_mixes(search: DictConfig, pool: ImageSet | None) -> tuple[str, ...]:
-    """`search.batch_mixes`, under the same rule as the default policy: with a pool only when
-    `default_policy_with_pool` is true. Why: the stage was measured without a pool (bench arm
-    `auto_default_mix`); with one it would sit between the policy and consistency training, unmeasured."""
-    if pool is not None and not bool(search.get("default_policy_with_pool", False)):
-        return ()
-    return tuple(search.batch_mixes)
+    """`search.batch_mixes` where the default route applies (bench arm `auto_default_mix`), else none."""
+    return tuple(search.batch_mixes) if _measured_route(search, pool) else ()
 
 
 def _default_policy(search: DictConfig, pool: ImageSet | None) -> tuple[str, ...] | None:
-    """`search.default_policy` (a name or fallbacks in order), unless a pool is given and
-    `default_policy_with_pool` is false (the default route was measured without a pool; with one, the
-    semi stage builds on the chosen policy)."""
+    """`search.default_policy` (a name or fallbacks in order) where the default route applies, else None."""
     names = default_names(search.get("default_policy"))
-    if not names or (pool is not None and not bool(search.get("default_policy_with_pool", False))):
-        return None
-    return names
+    return names if names and _measured_route(search, pool) else None
 
 
 _ROUTE_WORDS = {"precision gate": " by the precision gate", "default policy": " as the default policy (CV: no harm)"}
