@@ -32,27 +32,35 @@ def dev_split(data: str) -> tuple[ImageSet, ImageSet]:
     return pool.subset(np.sort(perm[: DEV_SIZE[data]])), pool.subset(np.sort(perm[DEV_SIZE[data]:]))
 
 
-def cv_decisions(trial, base) -> dict:
+def cv_decisions(trial, base, metric: str = "brier") -> dict:
     """The search's evidence for `trial` against `base` on the same folds (`synth.recipe.evidence`): paired
-    Brier and accuracy gains (mean, SE), and whether the gain rule (min gain 0.005) or the no-harm test adopts it."""
+    gains in `metric` (keyed "brier" whatever the metric, for the tables) and accuracy (mean, SE), and whether the
+    gain rule (min gain 0.005) or the no-harm test adopts it."""
     from synth.recipe.evidence import beats, no_harm, paired_gain
 
-    return {"brier": paired_gain(trial, base, "brier"), "acc": paired_gain(trial, base, "accuracy"),
-            "gain_rule": bool(beats(trial, base, 0.005, "brier")), "no_harm": bool(no_harm(trial, base, "brier"))}
+    return {"brier": paired_gain(trial, base, metric), "acc": paired_gain(trial, base, "accuracy"),
+            "gain_rule": bool(beats(trial, base, 0.005, metric)), "no_harm": bool(no_harm(trial, base, metric))}
 
 
-def policy_cv(labelled: ImageSet, seed: int, policies: Sequence[str], baseline: str | None = None) -> dict[str, dict]:
+def policy_cv(labelled: ImageSet, seed: int, policies: Sequence[str], baseline: str | None = None,
+              metrics: Sequence[str] = ("brier",)) -> dict[str, dict]:
     """The search's question on one labelled draw, asked on its own 3 folds (`evaluate_recipes`, the final
     classifier's TrainConfig, pruning included): each policy's `cv_decisions` against `baseline` (a policy
-    name; None: real only), keyed by policy name, with whether its trial ran to the end."""
+    name; None: real only), keyed by policy name, with whether its trial ran to the end. Metrics after the
+    first add their decisions under `<metric>/<key>`."""
     from synth.recipe import Recipe, evaluate_recipes, preset
     from synth.training import TrainConfig
 
     res = evaluate_recipes(labelled, [Recipe(policy=preset(p)) for p in policies], seed=seed, k_folds=3,
                            train_cfg=TrainConfig(), baseline=None if baseline is None else Recipe(policy=preset(baseline)))
     base = res.trials[0]
-    return {t.recipe.policy.name: {"complete": t.complete, **(cv_decisions(t, base) if t.complete else {})}
-            for t in res.trials[1:]}
+    out = {}
+    for t in res.trials[1:]:
+        row = {"complete": t.complete}
+        for i, m in enumerate(metrics if t.complete else ()):
+            row.update({(f"{m}/{k}" if i else k): v for k, v in cv_decisions(t, base, m).items()})
+        out[t.recipe.policy.name] = row
+    return out
 
 
 def cv_cells(row: dict) -> str:

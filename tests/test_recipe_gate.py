@@ -202,3 +202,79 @@ def test_the_batch_mix_stage_tries_mixup_on_the_adopted_policy_and_adopts_it_onl
 def test_search_space_refuses_an_unknown_batch_mix():
     with pytest.raises(ConfigError, match="search.batch_mixes: unknown batch mix 'mixin'"):
         SearchSpace(batch_mixes=("mixin",))
+
+
+# ------------------------------------------------------------------ tempered Brier (the batch-mix stage's metric)
+def _calibrated_folds(rng: np.random.Generator, k: int = 3, n: int = 300, classes: int = 5):
+    """Per fold, probabilities and labels drawn from them: a calibrated model (its best temperature ~1)."""
+    proba, labels = [], []
+    for _ in range(k):
+        logits = rng.normal(0, 2.5, (n, classes))
+        p = np.exp(logits - logits.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        proba.append(p)
+        labels.append(np.array([rng.choice(classes, p=row) for row in p]))
+    return proba, labels
+
+
+def test_temper_keeps_the_predicted_class_and_softens_or_sharpens():
+    from synth.recipe.evidence import temper
+
+    p = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    soft, sharp = temper(p, 2.0), temper(p, 0.5)
+    assert np.allclose(temper(p, 1.0), p) and np.allclose(soft.sum(1), 1.0) and np.allclose(sharp.sum(1), 1.0)
+    assert (soft.argmax(1) == p.argmax(1)).all() and (sharp.argmax(1) == p.argmax(1)).all()
+    assert (soft.max(1) < p.max(1)).all() and (sharp.max(1) > p.max(1)).all()
+
+
+def test_tempered_brier_forgives_an_underconfident_model_that_plain_brier_charges():
+    """The same predictions with their logits halved (a model as right, less sure): the plain Brier decision
+    calls it worse, the tempered one scores it the same on every fold (temperature 2 is on the grid)."""
+    from synth.recipe.evidence import beats, paired_gain, temper
+
+    proba, labels = _calibrated_folds(np.random.default_rng(0))
+    base = _scored(Recipe(), proba, labels)
+    soft = _scored(Recipe(policy=BLANK), [temper(p, 2.0) for p in proba], labels)
+    assert paired_gain(soft, base, "brier")[0] < -0.01 and not beats(soft, base, 0.005, "brier")
+    assert np.allclose(soft.values("brier_t"), base.values("brier_t"), atol=1e-9)
+    assert (soft.values("brier_t") > soft.values("brier")).all()  # the tempering recovered what softening cost
+
+
+def test_tempered_brier_fits_each_folds_temperature_on_the_other_folds_only():
+    from synth.recipe.evidence import _brier, fit_temperature, temper, tempered_brier
+
+    proba, labels = _calibrated_folds(np.random.default_rng(1))
+    scores = tempered_brier(proba, labels)
+    for i in range(3):
+        others = [j for j in range(3) if j != i]
+        t = fit_temperature(np.concatenate([proba[j] for j in others]), np.concatenate([labels[j] for j in others]))
+        assert scores[i] == pytest.approx(_brier(temper(proba[i], t), labels[i]))
+    overconfident = [temper(p, 0.5) for p in proba]  # sharpened x2: the fitted temperature undoes it
+    assert fit_temperature(np.concatenate(overconfident), np.concatenate(labels)) > 1.4
+    lone = tempered_brier(proba[:1], labels[:1])  # a pruned trial: no other fold, temperature 1
+    assert lone[0] == pytest.approx(_brier(proba[0], labels[0]))
+
+
+def _scored(recipe: Recipe, proba, labels) -> Trial:
+    from synth.recipe.evidence import proba_metrics
+
+    m = np.array([proba_metrics(p, y) for p, y in zip(proba, labels, strict=True)])
+    return Trial(recipe, "x", m[:, 0], 0.0, brier=m[:, 1], log_loss=m[:, 2], held_proba=list(proba),
+                 held_labels=list(labels))
+
+
+def test_the_batch_mix_stage_decides_on_its_own_metric_when_set(small):
+    from synth.recipe.evidence import beats
+
+    quiet = BLANK.with_prob(1e-9).with_loss(smoothing=0.1)
+    space = SearchSpace(**{**NO_LEVERS, "extra_policies": (quiet,), "batch_mixes": ("mixup",)})
+    kw = dict(budget=SearchBudget(None, None), k_folds=3, train_cfg=SMALL_TRAIN, progress=False,
+              default_policy=quiet.name)
+    res = search_recipe(small, None, space=space, batch_mix_metric="brier_t", **kw)
+    default, mixed = res.trials[1], res.trials[-1]
+    record, wins = res.contributions["batch_mix"], beats(mixed, default, 0.005, "brier_t")
+    assert record["metric"] == "brier_t" and res.contributions["augmentation"]["metric"] == "brier"
+    assert record["adopted"] is wins and res.recipe.policy == (mixed.recipe.policy if wins else quiet)
+    assert all(len(t.held_proba) == 3 and len(t.confidence) == len(small) for t in res.trials)
+    with pytest.raises(ConfigError, match="search.batch_mix_metric must be one of"):
+        search_recipe(small, None, space=space, batch_mix_metric="brierr", **kw)

@@ -9,6 +9,7 @@ lose accuracy beyond its own noise.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,9 @@ from synth.recipe.recipe import Recipe
 from synth.regularisers import unsmooth
 from synth.training import predict_proba
 
-METRICS = ("brier", "log_loss", "accuracy")
+METRICS = ("brier", "brier_t", "log_loss", "accuracy")
+#: temperatures `brier_t` chooses from: one decade each way, log-spaced (a grid, so the fit is deterministic)
+TEMPERATURES = np.exp(np.linspace(np.log(0.25), np.log(4.0), 41))
 
 
 @dataclass
@@ -39,6 +42,14 @@ class Trial:
     #: held-out predictions of every fold model, concatenated: top-class confidence and whether it was right
     confidence: np.ndarray = field(default_factory=lambda: np.zeros(0))
     correct: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    #: per fold: the fold model's held-out class probabilities (labels' scale) and the held-out labels
+    held_proba: list[np.ndarray] = field(default_factory=list)
+    held_labels: list[np.ndarray] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.held_proba and not len(self.confidence):  # read off the predictions when not given
+            self.confidence = np.concatenate([p.max(1) for p in self.held_proba])
+            self.correct = np.concatenate([p.argmax(1) == y for p, y in zip(self.held_proba, self.held_labels, strict=True)])
 
     def values(self, metric: str) -> np.ndarray:
         """Per-fold values of `metric`, oriented so that higher is better."""
@@ -48,6 +59,8 @@ class Trial:
             return -self.brier
         if metric == "log_loss":
             return -self.log_loss
+        if metric == "brier_t":
+            return -tempered_brier(self.held_proba, self.held_labels)
         raise ConfigError(f"search.metric must be one of {METRICS}, got {metric!r}")
 
     @property
@@ -136,16 +149,14 @@ def fold_metrics(model: nn.Module, held: ImageSet) -> tuple[float, float, float]
     return proba_metrics(predict_proba(model, held.images), held.labels)
 
 
-def held_out(
-    model: nn.Module, held: ImageSet, smoothing: float = 0.0,
-) -> tuple[tuple[float, float, float], np.ndarray, np.ndarray]:
-    """`fold_metrics` plus each held-out image's top-class confidence and whether that class is right.
+def held_out(model: nn.Module, held: ImageSet, smoothing: float = 0.0) -> tuple[tuple[float, float, float], np.ndarray]:
+    """`fold_metrics` plus the held-out class probabilities they were computed from.
 
     `smoothing`: the label smoothing the model was trained with; its probabilities are mapped back
     to the labels' scale (`unsmooth`) before anything is scored.
     """
     proba = unsmooth(predict_proba(model, held.images), smoothing)
-    return proba_metrics(proba, held.labels), proba.max(1), proba.argmax(1) == held.labels
+    return proba_metrics(proba, held.labels), proba
 
 
 def proba_metrics(proba: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:
@@ -155,6 +166,44 @@ def proba_metrics(proba: np.ndarray, labels: np.ndarray) -> tuple[float, float, 
     p_true = np.clip(p[np.arange(len(p)), labels], 1e-7, 1.0)
     return (float((p.argmax(1) == labels).mean()), float(((p - onehot) ** 2).sum(1).mean()),
             float(-np.log(p_true).mean()))
+
+
+def temper(proba: np.ndarray, temperature: float) -> np.ndarray:
+    """Probabilities with their logits divided by `temperature` (p ** (1 / T), renormalised): argmax unchanged."""
+    logp = np.log(np.clip(proba.astype(np.float64), 1e-12, 1.0)) / temperature
+    logp -= logp.max(1, keepdims=True)
+    q = np.exp(logp)
+    return q / q.sum(1, keepdims=True)
+
+
+def _brier(proba: np.ndarray, labels: np.ndarray) -> float:
+    return float(((proba - np.eye(proba.shape[1])[labels]) ** 2).sum(1).mean())
+
+
+def fit_temperature(proba: np.ndarray, labels: np.ndarray) -> float:
+    """The grid temperature (`TEMPERATURES`) with the lowest Brier score on these predictions."""
+    losses = [_brier(temper(proba, t), labels) for t in TEMPERATURES]
+    return float(TEMPERATURES[int(np.argmin(losses))])
+
+
+def tempered_brier(proba: Sequence[np.ndarray], labels: Sequence[np.ndarray]) -> np.ndarray:
+    """Per-fold Brier score after a temperature fitted on the *other* folds' held-out predictions.
+
+    Why: a lever that softens the targets (mixup, label smoothing) trains a model that is right as
+    often but less sure, and the plain Brier score charges it for that as if it had lost evidence.
+    Label smoothing has an exact inverse (`unsmooth`); mixup has none (its target depends on the
+    drawn pair and weight). One temperature per recipe removes any such global over- or
+    under-confidence, so what is left is how well the model separates right from wrong. Fitting it
+    on the other folds (cross-fitting) keeps each fold's score on images its temperature never saw.
+    One fold (a pruned trial) has no other folds to fit on and keeps temperature 1.
+    """
+    out = []
+    for i, (p, y) in enumerate(zip(proba, labels, strict=True)):
+        others = [j for j in range(len(proba)) if j != i]
+        t = fit_temperature(np.concatenate([proba[j] for j in others]),
+                            np.concatenate([labels[j] for j in others])) if others else 1.0
+        out.append(_brier(temper(p, t), y))
+    return np.asarray(out)
 
 
 def wilson_lower(correct: int, n: int, z: float = 1.0) -> float:

@@ -112,7 +112,7 @@ class _Search:
             self.skipped.append(Skip(stage, recipe, why))
             return None
         t0, scores, briers, losses, notes_before = time.perf_counter(), [], [], [], len(self.ctx.notes)
-        confidence, correct = [], []
+        proba, labels = [], []
         for i, val in enumerate(self.folds):
             # stop before a fold expected to end well past the budget: an incomplete trial counts for nothing
             fold_guess = (time.perf_counter() - t0) / i if i else 0.0
@@ -129,9 +129,9 @@ class _Search:
                 break
             if recipe.is_nothing:
                 self.ctx.teacher_cache[i] = model
-            (acc, brier, loss), conf, right = held_out(model, held, recipe.policy.smoothing)
-            confidence.append(conf)
-            correct.append(right)
+            (acc, brier, loss), p = held_out(model, held, recipe.policy.smoothing)
+            proba.append(p)
+            labels.append(held.labels)
             scores.append(acc)
             briers.append(brier)
             losses.append(loss)
@@ -141,26 +141,28 @@ class _Search:
                 break
         trial = Trial(recipe, stage, np.asarray(scores), time.perf_counter() - t0,
                       complete=len(scores) == len(self.folds), notes=sorted(set(self.ctx.notes[notes_before:])),
-                      brier=np.asarray(briers), log_loss=np.asarray(losses),
-                      confidence=np.concatenate(confidence) if confidence else np.zeros(0),
-                      correct=np.concatenate(correct) if correct else np.zeros(0, dtype=bool))
+                      brier=np.asarray(briers), log_loss=np.asarray(losses), held_proba=proba, held_labels=labels)
         self.trials.append(trial)
         self.bar.update(1)
         self.bar.set_postfix_str(f"{recipe.name[:40]}: {trial.mean:.3f}")
         return trial
 
-    def stage(self, name: str, incumbent: Trial, recipes: Sequence[Recipe], min_gain: float) -> tuple[Trial, dict]:
-        """Try `recipes`; return the new incumbent and this lever's contribution record."""
+    def stage(self, name: str, incumbent: Trial, recipes: Sequence[Recipe], min_gain: float,
+              metric: str | None = None) -> tuple[Trial, dict]:
+        """Try `recipes`; return the new incumbent and this lever's contribution record.
+
+        `metric`: this stage's decision metric when it is not the search's (the batch-mix stage's)."""
+        metric = metric or self.metric
         ran = [t for t in (self.run(r, name, against=incumbent) for r in recipes) if t is not None]
         done = [t for t in ran if t.complete]
         if not done:
             return incumbent, {"tried": 0, "pruned": len(ran), "adopted": False, "gain": 0.0, "route": None}
         default = self.default_route(done, incumbent) if name == "augmentation" else None
-        best = default or max(done, key=lambda t: paired_gain(t, incumbent, self.metric)[0])
-        gain, se = paired_gain(best, incumbent, self.metric, self.ratio)
+        best = default or max(done, key=lambda t: paired_gain(t, incumbent, metric)[0])
+        gain, se = paired_gain(best, incumbent, metric, self.ratio)
         acc_gain, acc_se = paired_gain(best, incumbent, "accuracy", self.ratio)
-        adopted = default is not None or self.beats(best, incumbent, min_gain)
-        record = {"tried": len(done), "pruned": len(ran) - len(done), "best": best.recipe.name, "metric": self.metric,
+        adopted = default is not None or self.beats(best, incumbent, min_gain, metric)
+        record = {"tried": len(done), "pruned": len(ran) - len(done), "best": best.recipe.name, "metric": metric,
                   "gain": gain, "gain_se": se, "acc_gain": acc_gain, "acc_gain_se": acc_se, "adopted": adopted,
                   "route": ("default policy" if default is not None else "gain") if adopted else None}
         if default is not None:
@@ -207,8 +209,8 @@ class _Search:
         return {"adopted": ok, "route": "precision gate" if ok else None,
                 "gate": {**prec, "min_precision": self.semi_min_precision, "opens": opens}}
 
-    def beats(self, challenger: Trial, incumbent: Trial, min_gain: float) -> bool:
-        return beats(challenger, incumbent, min_gain, self.metric, self.ratio, self.z)
+    def beats(self, challenger: Trial, incumbent: Trial, min_gain: float, metric: str | None = None) -> bool:
+        return beats(challenger, incumbent, min_gain, metric or self.metric, self.ratio, self.z)
 
 
 def _check(labelled: ImageSet, k_folds: int, metric: str = "brier", repeats: int = 1) -> str | None:
@@ -327,6 +329,7 @@ def search_recipe(
     z: float = 1.0,
     semi_min_precision: float | None = None,
     default_policy: str | Sequence[str] | None = None,
+    batch_mix_metric: str | None = None,
 ) -> RecipeResult:
     """Search the lever space by k-fold CV inside `labelled`; the test set is never seen.
 
@@ -347,6 +350,9 @@ def search_recipe(
             (added to the candidates if it is not one) and adopted whenever its CV shows no harm, whatever
             the other policies score (`_Search.default_route`); a list: fallbacks, each adopted only if
             those before it show harm; None: the gain rule picks the policy.
+        batch_mix_metric: the batch-mix stage's decision metric (None: `metric`). "brier_t" reads the
+            held-out Brier score after one temperature per recipe fitted on the other folds
+            (`evidence.tempered_brier`): mixup trains a model that is less sure, not less right.
     """
     from generators.registry import available
 
@@ -354,6 +360,8 @@ def search_recipe(
     budget, space = budget or SearchBudget(), space or SearchSpace()
     ctx = TrainContext(train_cfg=train_cfg or default_search_train(), ssl_cfg=ssl_cfg)
     problem = _check(labelled, k_folds, metric, repeats)
+    if batch_mix_metric is not None and batch_mix_metric not in METRICS:
+        raise ConfigError(f"search.batch_mix_metric must be one of {METRICS} or null, got {batch_mix_metric!r}")
     if semi_min_precision is not None and not 0.0 <= semi_min_precision <= 1.0:
         raise ConfigError(f"search.semi_min_precision must be in [0, 1] or null, got {semi_min_precision}")
     policies = _policies(space, seed, max(32, labelled.image_shape[0]))
@@ -372,7 +380,8 @@ def search_recipe(
     contributions: dict[str, dict[str, Any]] = {}
     inc, contributions["augmentation"] = s.stage("augmentation", nothing, policies, min_gain)
     if space.batch_mixes:
-        inc, contributions["batch_mix"] = s.stage("batch_mix", inc, _batch_mix_recipes(space, inc.recipe), min_gain)
+        inc, contributions["batch_mix"] = s.stage("batch_mix", inc, _batch_mix_recipes(space, inc.recipe), min_gain,
+                                                  batch_mix_metric)
     has_pool = unlabelled is not None and len(unlabelled) > 0
     if space.semi and has_pool:  # before sources: when adopted it replaces them
         semis = [Recipe(policy=inc.recipe.policy, semi=c) for c in space.semi]
@@ -401,7 +410,7 @@ def search_recipe(
             reason if beats_nothing else reason.replace("beats real only: ", "vs real only: "))
     mixed = contributions.get("batch_mix", {})
     if mixed.get("adopted") and inc.recipe.policy.batch_mix is not None:
-        reason += (f"; {inc.recipe.policy.batch_mix} on top of the policy by the gain rule: {metric} "
+        reason += (f"; {inc.recipe.policy.batch_mix} on top of the policy by the gain rule: {mixed['metric']} "
                    f"{mixed['gain']:+.4f} +- {mixed['gain_se']:.4f} over it")
     if gated:
         g = contributions["semi"]["gate"]
