@@ -260,3 +260,5 @@ def test_a_late_key_at_its_off_value_leaves_the_cell_hash_alone():
     assert hashed_params({**before, "batch_mixes": ["mixup"]}) == {"k_folds": 3, "batch_mixes": ["mixup"]}
     assert hashed_params({**before, "batch_mix_metric": None}) == {"k_folds": 3}
     assert hashed_params({**before, "batch_mix_metric": "brier_t"}) == {"k_folds": 3, "batch_mix_metric": "brier_t"}
+    assert hashed_params({**before, "prune_default": True}) == {"k_folds": 3}
+    assert hashed_params({**before, "prune_default": False}) == {"k_folds": 3, "prune_default": False}

@@ -214,12 +214,13 @@ def test_recommend_config_passes_aug_probs_semi_and_batch_mixes_to_the_search_sp
 
     spaces = []
 
-    floors, defaults = [], []
+    floors, defaults, prunes = [], [], []
 
     def fake_search(*args, space: SearchSpace, **kwargs):
         spaces.append(space)
         floors.append(kwargs["semi_min_precision"])
         defaults.append(kwargs["default_policy"])
+        prunes.append((kwargs["prune_default"], kwargs["batch_mix_metric"]))
         raise Searched
 
     monkeypatch.setattr(recommend, "search_recipe", fake_search)
@@ -260,6 +261,7 @@ def test_recommend_config_passes_aug_probs_semi_and_batch_mixes_to_the_search_sp
     assert defaults == [None] * 5 + [recommend_default] * 2 + [None]  # the first 5 ran with a pool
     # the batch-mix stage follows the same rule as the default policy: without a pool, or with one when asked
     assert [s.batch_mixes for s in spaces] == [()] * 5 + [("mixup",)] * 3
+    assert prunes == [(False, None)] * 8  # the defaults run every fold; the stage decides on the search's metric
 
 
 def test_bad_recipe_input(tmp_path):
@@ -454,6 +456,11 @@ def test_auto_default_ls_arm_measures_the_default_policies_recommend_ships():
                                                                        "batch_mixes": ([], ["mixup"])}
     mixes = search_settings(arm_params("auto_default_mix", mix), TrainConfig())["space"].batch_mixes
     assert mixes == tuple(recommend.batch_mixes) == ("mixup",)  # the stage recommend ships is the one measured
+    # auto_default_unpruned is auto_default_mix with the defaults run on every fold, as recommend ships it
+    full = OmegaConf.to_container(base.arms["auto_default_unpruned"], resolve=True)
+    assert {k: (v, full[k]) for k, v in mix.items() if full[k] != v} == {"prune_default": (True, False)}
+    assert search_settings(arm_params("auto_default_unpruned", full), TrainConfig())["prune_default"] is False
+    assert recommend.prune_default is False and recommend.batch_mix_metric is None
 
 
 def test_semi_recipe_serialises_only_when_on_and_excludes_a_source(tmp_path):

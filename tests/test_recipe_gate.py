@@ -8,7 +8,7 @@ import pytest
 
 from synth.data import ImageSet
 from synth.errors import ConfigError
-from synth.recipe import Recipe, SearchBudget, SearchSpace, search_recipe
+from synth.recipe import AugPolicy, Recipe, SearchBudget, SearchSpace, search_recipe
 from synth.recipe.evidence import Trial, confident_precision, no_harm, wilson_lower
 from synth.recipe.recipe import TrainContext
 from synth.recipe.search import DEFAULT_REASON, _Search, default_names, make_folds
@@ -278,3 +278,18 @@ def test_the_batch_mix_stage_decides_on_its_own_metric_when_set(small):
     assert all(len(t.held_proba) == 3 and len(t.confidence) == len(small) for t in res.trials)
     with pytest.raises(ConfigError, match="search.batch_mix_metric must be one of"):
         search_recipe(small, None, space=space, batch_mix_metric="brierr", **kw)
+
+
+def test_a_default_policy_runs_every_fold_unless_prune_default(small):
+    """A default is judged by no harm over all folds, so with prune_default off it is not pruned after the first
+    fold (here a label-destroying default: every fold runs, then no harm refuses it); other candidates still are."""
+    other = AugPolicy("blank2", BLANK.ops, working_size=16)
+    space = SearchSpace(**{**NO_LEVERS, "extra_policies": (BLANK, other)})
+    kw = dict(budget=SearchBudget(None, None), k_folds=3, train_cfg=SMALL_TRAIN, progress=False,
+              default_policy=BLANK.name)
+    full = search_recipe(small, None, space=space, prune_default=False, **kw)
+    pruned = search_recipe(small, None, space=space, prune_default=True, **kw)
+    folds = [{t.recipe.policy.name: len(t.scores) for t in res.trials[1:]} for res in (full, pruned)]
+    assert folds == [{"blank": 3, "blank2": 1}, {"blank": 1, "blank2": 1}]
+    assert full.recipe.is_nothing and pruned.recipe.is_nothing  # the whole-CV evidence shows harm: refused
+    assert full.trials[0].scores.tolist() == pruned.trials[0].scores.tolist()  # same folds, same baseline

@@ -147,6 +147,7 @@ def run(cfg: DictConfig) -> RecipeResult:
             repeats=int(search.repeats), z=float(search.get("z", 1.0)),
             semi_min_precision=_optional_float(search.get("semi_min_precision")),
             default_policy=_default_policy(search, pool),
+            batch_mix_metric=search.get("batch_mix_metric"), prune_default=bool(search.get("prune_default", False)),
         )
     overrides = f"data={cfg.data.name} budget.n_per_class={cfg.budget.n_per_class} seed={cfg.seed}"
     run_info = {"data": cfg.data.name, "n_labelled": len(splits.labelled), "n_unlabelled": 0 if pool is None else len(pool),
