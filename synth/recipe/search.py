@@ -368,7 +368,7 @@ def search_recipe(
             those before it show harm; None: the gain rule picks the policy.
         batch_mix_metric: the batch-mix stage's decision metric (None: `metric`). "brier_t" reads the
             held-out Brier score after one temperature per recipe fitted on the other folds
-            (`evidence.tempered_brier`): mixup trains a model that is less sure, not less right.
+            (`evidence.tempered_brier`); on the dev splits it decided as "brier" did (docs/recipe.md).
         prune_default: True: a default policy's trial is pruned after a fold like any other (the
             harness's earlier `auto` arms); False: it runs every fold (`_Search.unpruned`).
     """
