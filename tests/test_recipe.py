@@ -428,7 +428,7 @@ def test_auto_align_and_gate_arms_try_the_semi_stage_recommend_ships(name):
 
 def test_auto_default_ls_arm_measures_the_default_policies_recommend_ships():
     from synth.recipe.bench_arm import arm_params, search_settings
-    from synth.recipe.search import default_names
+    from synth.recipe.candidates import default_names
 
     base = OmegaConf.load(CONF / "bench" / "base.yaml")
     recommend = OmegaConf.load(CONF / "recommend.yaml").search

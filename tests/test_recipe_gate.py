@@ -9,9 +9,10 @@ import pytest
 from synth.data import ImageSet
 from synth.errors import ConfigError
 from synth.recipe import AugPolicy, Recipe, SearchBudget, SearchSpace, search_recipe
+from synth.recipe.candidates import default_names
 from synth.recipe.evidence import Trial, confident_precision, no_harm, wilson_lower
 from synth.recipe.recipe import TrainContext
-from synth.recipe.search import DEFAULT_REASON, _Search, default_names, make_folds
+from synth.recipe.search import DEFAULT_REASON, _Search, make_folds
 from synth.semi import SemiConfig
 from tests.test_recipe import BLANK, NO_LEVERS, SMALL_TRAIN
 

@@ -9,8 +9,8 @@ from omegaconf import OmegaConf
 from synth.errors import ConfigError
 from synth.recipe import AugPolicy, Recipe, SearchSpace, train_with
 from synth.recipe.bench_arm import search_settings
+from synth.recipe.candidates import policy_recipes
 from synth.recipe.policy import Sometimes
-from synth.recipe.search import _policies
 from synth.seeding import rng_for
 from synth.training import TrainConfig, accuracy
 from tests.conftest import CONF
@@ -74,9 +74,9 @@ def test_training_with_a_share_of_clean_draws_keeps_the_label_signal(small_label
 
 def test_search_space_tries_every_draw_presets_first_then_the_shares():
     space = SearchSpace(presets=("light", "strong"), aug_probs=(0.5, 1.0), n_random_policies=0)
-    names = [r.policy.name for r in _policies(space, seed=0, working_size=32)]
+    names = [r.policy.name for r in policy_recipes(space, seed=0, working_size=32)]
     assert names == ["light", "strong", "light@p0.5", "strong@p0.5"]
-    assert [r.policy.name for r in _policies(SearchSpace(presets=("light",), aug_probs=(), n_random_policies=0),
+    assert [r.policy.name for r in policy_recipes(SearchSpace(presets=("light",), aug_probs=(), n_random_policies=0),
                                               0, 32)] == ["light"]
 
 
@@ -109,10 +109,10 @@ def test_a_source_built_on_a_policy_augments_with_its_round_trip():
     with a different augmenter than it was chosen with."""
     from generators.procedural import ProceduralGenerator
     from generators.pseudo_label import PseudoLabelGenerator
-    from synth.recipe.search import _sources_on
+    from synth.recipe.candidates import sources_on
 
     old = AugPolicy.from_dict({"name": "old", "ops": [{"name": "GaussNoise", "p": 1.0}], "backend": "torch"})
-    (src,) = _sources_on(SearchSpace(sources=("procedural",)), Recipe(policy=old), False, ["procedural"])
+    (src,) = sources_on(SearchSpace(sources=("procedural",)), Recipe(policy=old), False, ["procedural"])
     assert src.source_config["resample"] == "bilinear"
     assert ProceduralGenerator(**src.source_config).augmenter.to_dict()["resample"] == "bilinear"
     teacher = PseudoLabelGenerator(augment_ops=list(old.ops), resample=old.resample)

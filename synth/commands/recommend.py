@@ -13,8 +13,9 @@ from synth.config import load_splits
 from synth.data.imageset import ImageSet
 from synth.errors import ConfigError
 from synth.recipe import RecipeResult, SearchBudget, SearchSpace, evaluate_recipes, load_recipe, search_recipe
+from synth.recipe.candidates import default_names
 from synth.recipe.report import write_report
-from synth.recipe.search import BUDGET_STOP, default_names
+from synth.recipe.search import BUDGET_STOP
 from synth.seeding import rng_for
 from synth.semi import semi_candidates
 from synth.training import TrainConfig

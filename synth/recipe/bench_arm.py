@@ -26,8 +26,9 @@ import numpy as np
 from synth.bench.arms import HARNESS_KEYS
 from synth.data.imageset import ImageSet
 from synth.errors import ConfigError
+from synth.recipe.candidates import default_names
 from synth.recipe.result import SearchBudget, SearchSpace
-from synth.recipe.search import default_names, search_recipe
+from synth.recipe.search import search_recipe
 from synth.seeding import rng_for
 from synth.semi import semi_candidates
 from synth.training import TrainConfig

@@ -35,14 +35,19 @@ from tqdm.auto import tqdm
 from synth.cv import stratified_folds
 from synth.data.imageset import ImageSet
 from synth.errors import ConfigError, SynthError
+from synth.recipe.candidates import (
+    batch_mix_recipes,
+    default_names,
+    mix_recipes,
+    named_policy,
+    policy_recipes,
+    source_recipes,
+)
 from synth.recipe.evidence import METRICS, Trial, beats, confident_precision, held_out, no_harm, paired_gain
-from synth.recipe.policy import AugPolicy, loss_suffixes, preset, sample_policies, split_loss_suffixes
 from synth.recipe.recipe import Recipe, TrainContext, fit_and_train
 from synth.recipe.result import RecipeResult, SearchBudget, SearchSpace, Skip
-from synth.seeding import rng_for
 from synth.training import TrainConfig
 
-_POLICY_STREAM = 29
 #: how a recipe adopted through the semi precision gate starts its reason (synth.bench.decisions reads it)
 GATE_REASON = "consistency training adopted by the precision gate"
 #: ... and one adopted through the default-policy route
@@ -242,89 +247,11 @@ def _check(labelled: ImageSet, k_folds: int, metric: str = "brier", repeats: int
     return None
 
 
-def _policies(space: SearchSpace, seed: int, working_size: int) -> list[Recipe]:
-    """Presets, the presets at each `aug_probs` share of draws, then random and extra policies.
-
-    Every-draw presets come first, so a `max_trials` that cut the list before `aug_probs`
-    existed still tries the same policies.
-    """
-    probs = [float(q) for q in space.aug_probs if float(q) < 1.0]
-    pols = [preset(p).with_prob(q) for q in (1.0, *probs) for p in space.presets]
-    pols += sample_policies(space.n_random_policies, rng_for(seed, _POLICY_STREAM), working_size=working_size)
-    pols += list(space.extra_policies)
-    return [Recipe(policy=p) for p in pols if not p.is_none]
-
-
-def default_names(default_policy: str | Sequence[str] | None) -> tuple[str, ...]:
-    """`default_policy` as the ordered names the default route tries: one name, a list of fallbacks, or none."""
-    if default_policy is None:
-        return ()
-    names = (default_policy,) if isinstance(default_policy, str) else tuple(str(n) for n in default_policy)
-    if not names or len(set(names)) != len(names):
-        raise ConfigError(f"search.default_policy must be a policy name, a list of distinct names or null, "
-                          f"got {list(names)}")
-    return names
-
-
-def _named_policy(name: str, candidates: Sequence[Recipe]) -> AugPolicy:
-    """The policy `name` names: a candidate's (its name before the loss suffixes, with them), else a preset."""
-    base, suffixes = split_loss_suffixes(name)
-    match = next((r.policy for r in candidates if r.policy.name == base), None)
-    return preset(name) if match is None else match.with_loss(*loss_suffixes(name, suffixes))
-
-
-def _source_recipes(space: SearchSpace, bases: Sequence[Recipe], has_pool: bool, available: list[str]) -> list[Recipe]:
-    """Each source on top of each base recipe (the incumbent, and the runner-up augmentation)."""
-    return [r for base in bases for r in _sources_on(space, base, has_pool, available)]
-
-
-def _sources_on(space: SearchSpace, base: Recipe, has_pool: bool, available: list[str]) -> list[Recipe]:
-    out = []
-    for src in space.sources:
-        if src not in available or (src == "pseudo_label" and not has_pool):
-            continue
-        cfg = dict(space.source_configs.get(src, {}))
-        if src == "pseudo_label":
-            cfg.setdefault("k_folds", 2)  # inner precision estimate: 3 teachers per fold instead of 4
-            out.append(base.with_(source=src, source_config=cfg, synthetic_share=None))
-        elif src == "procedural":  # offline variations of the incumbent policy (or light)
-            pol = base.policy if not base.policy.is_none else preset("light")
-            cfg = {"ops": [dict(o) for o in pol.ops], "working_size": pol.working_size, "resample": pol.resample, **cfg}
-            out.append(base.with_(source=src, source_config=cfg, synthetic_share=space.shares[0]))
-        else:
-            out.append(base.with_(source=src, source_config=cfg, synthetic_share=space.shares[0]))
-    return out
-
-
 def _best_policy(trials: Sequence[Trial], stage: str, incumbent: Trial, metric: str) -> Trial | None:
     """The best complete trial of `stage` if it is not the incumbent (a base worth stacking a source on)."""
     done = [t for t in trials if t.stage == stage and t.complete]
     best = max(done, key=lambda t: float(t.values(metric).mean()), default=None)
     return None if best is None or best is incumbent else best
-
-
-def _batch_mix_recipes(space: SearchSpace, inc: Recipe) -> list[Recipe]:
-    """The incumbent's policy with each batch mix of the space (its label smoothing kept).
-
-    Only on top of an augmentation policy, and only by the gain rule: the dev evidence is mixup on
-    top of the default policy (the gain rule took it on 7 of 8 Fashion-MNIST draws, all gains, and
-    on 0 of 16 digits draws, every one a loss on dev; benchmarks/results/mix_ls_check_*.md); on
-    real only it is unmeasured. On the strict harness (bench arm `auto_default_mix`) it was adopted in
-    1 of 7 Fashion-MNIST cells with a policy (+0.75 points) and refused in all 24 digits and glyphs cells.
-    """
-    pol = inc.policy
-    if not pol.ops or pol.batch_mix is not None:
-        return []
-    return [inc.with_(policy=pol.with_loss(kind, pol.smoothing)) for kind in space.batch_mixes]
-
-
-def _mix_recipes(space: SearchSpace, inc: Recipe) -> list[Recipe]:
-    if inc.source is None:
-        return []
-    if inc.source == "pseudo_label":
-        return [inc.with_(source_config={**inc.source_config, "threshold": t}) for t in space.pl_thresholds]
-    out = [inc.with_(synthetic_share=s) for s in space.shares if s != inc.synthetic_share]
-    return out + [inc.with_(filter_quantile=q) for q in space.filter_quantiles]
 
 
 def search_recipe(
@@ -382,11 +309,11 @@ def search_recipe(
         raise ConfigError(f"search.batch_mix_metric must be one of {METRICS} or null, got {batch_mix_metric!r}")
     if semi_min_precision is not None and not 0.0 <= semi_min_precision <= 1.0:
         raise ConfigError(f"search.semi_min_precision must be in [0, 1] or null, got {semi_min_precision}")
-    policies = _policies(space, seed, max(32, labelled.image_shape[0]))
+    policies = policy_recipes(space, seed, max(32, labelled.image_shape[0]))
     defaults = default_names(default_policy)
     for name in defaults:
         if name not in [r.policy.name for r in policies]:  # e.g. strong@p0.5+ls0.1: a candidate too
-            policies.append(Recipe(policy=_named_policy(name, policies)))
+            policies.append(Recipe(policy=named_policy(name, policies)))
     # defaults first, in order: a spent budget skips the other candidates, not them
     policies.sort(key=lambda r: defaults.index(r.policy.name) if r.policy.name in defaults else len(defaults))
     if problem is not None:
@@ -398,7 +325,7 @@ def search_recipe(
     contributions: dict[str, dict[str, Any]] = {}
     inc, contributions["augmentation"] = s.stage("augmentation", nothing, policies, min_gain)
     if space.batch_mixes:
-        inc, contributions["batch_mix"] = s.stage("batch_mix", inc, _batch_mix_recipes(space, inc.recipe), min_gain,
+        inc, contributions["batch_mix"] = s.stage("batch_mix", inc, batch_mix_recipes(space, inc.recipe), min_gain,
                                                   batch_mix_metric)
     has_pool = unlabelled is not None and len(unlabelled) > 0
     if space.semi and has_pool:  # before sources: when adopted it replaces them
@@ -408,9 +335,9 @@ def search_recipe(
     runner_up = _best_policy(s.trials, "augmentation", inc, metric)
     if runner_up is not None and has_pool:  # pseudo-labels gain most with an augmented teacher
         bases.append(runner_up.recipe)
-    srcs = _source_recipes(space, bases, has_pool, available())
+    srcs = source_recipes(space, bases, has_pool, available())
     inc, contributions["source"] = s.stage("source", inc, srcs, min_gain)
-    inc, contributions["mix"] = s.stage("mix", inc, _mix_recipes(space, inc.recipe), min_gain)
+    inc, contributions["mix"] = s.stage("mix", inc, mix_recipes(space, inc.recipe), min_gain)
     ssl_ok = space.ssl if space.ssl is not None else (has_pool and _ssl_module_available())
     if ssl_ok and has_pool:
         inc, contributions["ssl"] = s.stage("ssl", inc, [inc.recipe.with_(ssl=True)], min_gain)
