@@ -461,6 +461,11 @@ def test_auto_default_ls_arm_measures_the_default_policies_recommend_ships():
     assert {k: (v, full[k]) for k, v in mix.items() if full[k] != v} == {"prune_default": (True, False)}
     assert search_settings(arm_params("auto_default_unpruned", full), TrainConfig())["prune_default"] is False
     assert recommend.prune_default is False and recommend.batch_mix_metric is None
+    # auto_pool_default is auto_gate (recommend with a pool) plus what default_policy_with_pool turns on
+    pooled = OmegaConf.to_container(base.arms["auto_pool_default"], resolve=True)
+    assert {k: (v, pooled[k]) for k, v in gate.items() if pooled[k] != v} == {
+        "max_trials": (10, 12), "default_policy": (None, list(shipped)), "batch_mixes": ([], ["mixup"]),
+        "prune_default": (True, False)}
 
 
 def test_semi_recipe_serialises_only_when_on_and_excludes_a_source(tmp_path):
