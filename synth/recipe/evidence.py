@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -60,8 +61,13 @@ class Trial:
         if metric == "log_loss":
             return -self.log_loss
         if metric == "brier_t":
-            return -tempered_brier(self.held_proba, self.held_labels)
+            return -self._tempered_brier
         raise ConfigError(f"search.metric must be one of {METRICS}, got {metric!r}")
+
+    @cached_property
+    def _tempered_brier(self) -> np.ndarray:
+        """`tempered_brier` of this trial, fitted once: every paired comparison of a stage reads it."""
+        return tempered_brier(self.held_proba, self.held_labels)
 
     @property
     def mean(self) -> float:
@@ -162,10 +168,8 @@ def held_out(model: nn.Module, held: ImageSet, smoothing: float = 0.0) -> tuple[
 def proba_metrics(proba: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:
     """`fold_metrics` from predicted probabilities already in hand (callers that also read them)."""
     p = proba.astype(np.float64)
-    onehot = np.eye(p.shape[1])[labels]
     p_true = np.clip(p[np.arange(len(p)), labels], 1e-7, 1.0)
-    return (float((p.argmax(1) == labels).mean()), float(((p - onehot) ** 2).sum(1).mean()),
-            float(-np.log(p_true).mean()))
+    return float((p.argmax(1) == labels).mean()), _brier(p, labels), float(-np.log(p_true).mean())
 
 
 def temper(proba: np.ndarray, temperature: float) -> np.ndarray:
