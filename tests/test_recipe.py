@@ -461,6 +461,11 @@ def test_auto_default_ls_arm_measures_the_default_policies_recommend_ships():
     assert {k: (v, full[k]) for k, v in mix.items() if full[k] != v} == {"prune_default": (True, False)}
     assert search_settings(arm_params("auto_default_unpruned", full), TrainConfig())["prune_default"] is False
     assert recommend.prune_default is False and recommend.batch_mix_metric is None
+    # auto_default_x4 is auto_default_unpruned with the smoothed default trained 4x the steps
+    longer = OmegaConf.to_container(base.arms["auto_default_x4"], resolve=True)
+    assert {k: (v, longer[k]) for k, v in full.items() if longer[k] != v} == {
+        "default_policy": (list(shipped), ["strong@p0.5+ls0.1+x4", "strong@p0.5"])}
+    assert preset(longer["default_policy"][0]).steps_scale == 4.0
     # auto_pool_default is auto_gate (recommend with a pool) plus what default_policy_with_pool turns on
     pooled = OmegaConf.to_container(base.arms["auto_pool_default"], resolve=True)
     assert {k: (v, pooled[k]) for k, v in gate.items() if pooled[k] != v} == {

@@ -294,3 +294,21 @@ def test_a_default_policy_runs_every_fold_unless_prune_default(small):
     assert folds == [{"blank": 3, "blank2": 1}, {"blank": 1, "blank2": 1}]
     assert full.recipe.is_nothing and pruned.recipe.is_nothing  # the whole-CV evidence shows harm: refused
     assert full.trials[0].scores.tolist() == pruned.trials[0].scores.tolist()  # same folds, same baseline
+
+
+def test_a_longer_default_keeps_its_length_under_batch_mixing_and_leaves_it_to_semi_steps(small, digits_splits):
+    """A default policy that trains 2x the steps (`+x2`) is tried at that length, the batch-mix stage keeps it,
+    and the semi candidates take the policy at its own length: consistency training has its own `semi.steps`."""
+    quiet = BLANK.with_prob(1e-9)
+    longer = quiet.with_loss(smoothing=0.1, steps_scale=2.0)
+    semi = SemiConfig(steps=20, unlabelled_ratio=1, threshold=0.9)
+    space = SearchSpace(**{**NO_LEVERS, "extra_policies": (quiet,), "batch_mixes": ("mixup",), "semi": (semi,)})
+    res = search_recipe(small, digits_splits.unlabelled.subset(np.arange(100)), space=space,
+                        budget=SearchBudget(None, None), k_folds=3, train_cfg=SMALL_TRAIN, progress=False,
+                        default_policy=longer.name)
+    by_stage: dict = {}
+    for t in res.trials:  # each stage's first trial: the default runs first in its stage
+        by_stage.setdefault(t.stage, t.recipe.policy)
+    assert by_stage["augmentation"] == longer and longer.name == f"{quiet.name}+ls0.1+x2"
+    assert by_stage["batch_mix"].steps_scale == 2.0 and by_stage["batch_mix"].batch_mix == "mixup"
+    assert by_stage["semi"].steps_scale == 1.0 and by_stage["semi"].smoothing == 0.1

@@ -4,6 +4,8 @@ training and augmentation policies."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -163,3 +165,23 @@ def test_the_search_scores_a_smoothed_policy_on_the_labels_scale(digits_splits):
     # the same folds' plain models are scored as they are (smoothing 0 is the identity)
     q = np.random.default_rng(1).dirichlet(np.ones(10), size=5)
     assert proba_metrics(unsmooth(q, 0.0), np.arange(5)) == proba_metrics(q, np.arange(5))
+
+
+def test_a_policy_s_steps_scale_trains_that_many_times_the_steps(tiny_labelled):
+    """`+x<scale>` scales the trainer's steps for supervised training: the recipe trains exactly what
+    train_classifier trains with the scaled config, serialises only when set, and a bad scale is refused."""
+    p = preset("strong@p0.5+ls0.1+x4")
+    assert (p.name, p.prob, p.smoothing, p.steps_scale) == ("strong@p0.5+ls0.1+x4", 0.5, 0.1, 4.0)
+    assert AugPolicy.from_dict(p.to_dict()) == p and p.to_dict()["steps_scale"] == 4.0
+    assert "steps_scale" not in preset("strong@p0.5+ls0.1").to_dict()  # old recipes hash as before
+    assert p.with_prob(1.0).name == "strong+ls0.1+x4" and p.with_steps(1.0).name == "strong@p0.5+ls0.1"
+    assert p.with_loss("mixup", 0.1, 4).name == "strong@p0.5+mixup+ls0.1+x4"
+    assert p.train_config(TINY).steps == 4 * TINY.steps and not preset("none+x2").is_none
+    for bad, match in (("strong+x0", "steps_scale"), ("strong+xfour", r"\+x<steps scale>")):
+        with pytest.raises(ConfigError, match=match):
+            preset(bad)
+    longer = preset("none+x2")
+    via_recipe = train_with(Recipe(policy=longer), tiny_labelled, seed=0, cfg=TINY)
+    direct = train_classifier(tiny_labelled, replace(TINY, steps=2 * TINY.steps), seed=0)
+    np.testing.assert_array_equal(weights(via_recipe), weights(direct))
+    assert not np.array_equal(weights(via_recipe), weights(train_classifier(tiny_labelled, TINY, seed=0)))

@@ -73,7 +73,7 @@ def sources_on(space: SearchSpace, base: Recipe, has_pool: bool, available: list
 
 
 def batch_mix_recipes(space: SearchSpace, inc: Recipe) -> list[Recipe]:
-    """The incumbent's policy with each batch mix of the space (its label smoothing kept).
+    """The incumbent's policy with each batch mix of the space (its label smoothing and length kept).
 
     Only on top of an augmentation policy, and only by the gain rule: the dev evidence is mixup on
     top of the default policy (the gain rule took it on 7 of 8 Fashion-MNIST draws, all gains, and
@@ -84,7 +84,7 @@ def batch_mix_recipes(space: SearchSpace, inc: Recipe) -> list[Recipe]:
     pol = inc.policy
     if not pol.ops or pol.batch_mix is not None:
         return []
-    return [inc.with_(policy=pol.with_loss(kind, pol.smoothing)) for kind in space.batch_mixes]
+    return [inc.with_(policy=pol.with_loss(kind, pol.smoothing, pol.steps_scale)) for kind in space.batch_mixes]
 
 
 def mix_recipes(space: SearchSpace, inc: Recipe) -> list[Recipe]:

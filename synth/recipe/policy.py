@@ -21,12 +21,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from synth.errors import ConfigError
 from synth.regularisers import Regularisers, parse
+
+if TYPE_CHECKING:
+    from synth.training import TrainConfig
 
 _PRESET_DIR = Path(__file__).resolve().parents[2] / "conf" / "generator"
 
@@ -49,6 +52,12 @@ class AugPolicy:
     batch_mix: str | None = None
     #: label smoothing of the training targets (synth.regularisers); 0: none
     smoothing: float = 0.0
+    #: train this many times the trainer's steps (name suffix `+x<scale>`). Why: a model fed a fresh variation
+    #: at every draw keeps improving after real only has converged (digits dev split, strong@p0.5+ls0.1 at
+    #: 2,400 vs 600 steps: +1.9 / +0.7 / +0.3 / +0.9 points at 2-20 labels per class, 16 of 16 draws at or
+    #: above; real only at 1,200: +0.4 / 0.0 / +0.3 / 0.0; benchmarks/results/steps_check_digits.md).
+    #: Supervised training only: consistency training has its own `semi.steps`.
+    steps_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.prob <= 1.0:
@@ -57,14 +66,21 @@ class AugPolicy:
 
         check_resample(self.resample, f"augmentation policy {self.name!r}: resample")
         self.regularisers()  # a bad kind or smoothing is a ConfigError now, not at training time
+        if not self.steps_scale > 0:
+            raise ConfigError(f"augmentation policy {self.name!r}: steps_scale (+x<scale>) must be > 0, "
+                              f"got {self.steps_scale}")
 
     @property
     def is_none(self) -> bool:
-        return not self.ops and self.batch_mix is None and not self.smoothing
+        return not self.ops and self.batch_mix is None and not self.smoothing and self.steps_scale == 1.0
 
     def regularisers(self) -> Regularisers:
         """The batch mix and label smoothing the trainer applies after the per-image augmenter."""
         return parse(self.batch_mix, self.smoothing)
+
+    def train_config(self, cfg: TrainConfig) -> TrainConfig:
+        """The trainer settings this policy trains with: `cfg` with its steps scaled by `steps_scale`."""
+        return cfg if self.steps_scale == 1.0 else replace(cfg, steps=max(1, round(cfg.steps * self.steps_scale)))
 
     def build(self):
         """The per-image augmenter `(image, rng) -> image`, or None for no per-image augmentation."""
@@ -81,14 +97,20 @@ class AugPolicy:
         return replace(self, name=(base if prob >= 1.0 else f"{base}@p{prob:g}") + self._suffix(),
                        meta=dict(self.meta), prob=float(prob))
 
-    def with_loss(self, batch_mix: str | None = None, smoothing: float = 0.0) -> AugPolicy:
-        """This policy with a batch mix and label smoothing, named `<name>+<kind>+ls<smoothing>`."""
+    def with_loss(self, batch_mix: str | None = None, smoothing: float = 0.0, steps_scale: float = 1.0) -> AugPolicy:
+        """This policy with a batch mix, label smoothing and training length, named
+        `<name>+<kind>+ls<smoothing>+x<steps_scale>` (each part only when set)."""
         kind = None if batch_mix in (None, "none") else str(batch_mix)
-        out = replace(self, meta=dict(self.meta), batch_mix=kind, smoothing=float(smoothing))
-        return replace(out, name=split_loss_suffixes(self.name)[0] + out._suffix())
+        name = split_loss_suffixes(self.name)[0] + _suffix(kind, float(smoothing), float(steps_scale))
+        return replace(self, name=name, meta=dict(self.meta), batch_mix=kind, smoothing=float(smoothing),
+                       steps_scale=float(steps_scale))
+
+    def with_steps(self, steps_scale: float) -> AugPolicy:
+        """This policy trained `steps_scale` times the trainer's steps (its other suffixes kept)."""
+        return self.with_loss(self.batch_mix, self.smoothing, steps_scale)
 
     def _suffix(self) -> str:
-        return (f"+{self.batch_mix}" if self.batch_mix else "") + (f"+ls{self.smoothing:g}" if self.smoothing else "")
+        return _suffix(self.batch_mix, self.smoothing, self.steps_scale)
 
     def to_dict(self) -> dict[str, Any]:
         # prob only when < 1: recipes written before it existed serialise (and hash) unchanged
@@ -97,6 +119,7 @@ class AugPolicy:
                 **({"prob": self.prob} if self.prob < 1.0 else {}),
                 **({"batch_mix": self.batch_mix} if self.batch_mix else {}),
                 **({"smoothing": self.smoothing} if self.smoothing else {}),
+                **({"steps_scale": self.steps_scale} if self.steps_scale != 1.0 else {}),
                 **({"meta": dict(self.meta)} if self.meta else {})}
 
     @classmethod
@@ -107,7 +130,13 @@ class AugPolicy:
         # a recipe written before policies named their backend was augmented by albumentations
         return cls(str(d["name"]), ops, int(d.get("working_size", 32)), dict(d.get("meta", {})),
                    float(d.get("prob", 1.0)), str(d.get("backend", "albumentations")), str(d.get("resample", "bilinear")),
-                   d.get("batch_mix"), float(d.get("smoothing", 0.0)))
+                   d.get("batch_mix"), float(d.get("smoothing", 0.0)), float(d.get("steps_scale", 1.0)))
+
+
+def _suffix(batch_mix: str | None, smoothing: float, steps_scale: float) -> str:
+    """The name suffixes of the loss-side settings, each only when set: `+mixup+ls0.1+x4`."""
+    return ((f"+{batch_mix}" if batch_mix else "") + (f"+ls{smoothing:g}" if smoothing else "")
+            + (f"+x{steps_scale:g}" if steps_scale != 1.0 else ""))
 
 
 class Sometimes:
@@ -147,24 +176,32 @@ def split_loss_suffixes(name: str) -> tuple[str, list[str]]:
     return base, suffixes
 
 
-def loss_suffixes(name: str, suffixes: Sequence[str]) -> tuple[str | None, float]:
-    """(batch mix, smoothing) from a policy name's `+` suffixes (`mixup`, `cutmix`, `ls<eps>`)."""
-    kind, smoothing = None, 0.0
+def loss_suffixes(name: str, suffixes: Sequence[str]) -> tuple[str | None, float, float]:
+    """(batch mix, smoothing, steps scale) from a policy name's `+` suffixes (`mixup`, `cutmix`, `ls<eps>`,
+    `x<scale>`)."""
+    kind, smoothing, scale = None, 0.0, 1.0
     for part in suffixes:
         if part.startswith("ls"):
-            try:
-                smoothing = float(part[2:])
-            except ValueError:
-                raise ConfigError(f"augmentation policy {name!r}: expected +ls<smoothing>, e.g. +ls0.1") from None
+            smoothing = _number(name, part[2:], "+ls<smoothing>, e.g. +ls0.1")
+        elif part.startswith("x"):
+            scale = _number(name, part[1:], "+x<steps scale>, e.g. +x4")
         else:
             kind = part
-    return kind, smoothing
+    return kind, smoothing, scale
+
+
+def _number(name: str, text: str, expected: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"augmentation policy {name!r}: expected {expected}") from None
 
 
 def preset(name: str) -> AugPolicy:
     """`none`, or a procedural preset from conf/generator/<name>.yaml (light, strong); `<name>@p<prob>`
-    (as `with_prob` names it, e.g. `strong@p0.5`) applies it to that share of draws; `+mixup` / `+cutmix` and
-    `+ls<eps>` suffixes (as `with_loss` names them, e.g. `strong@p0.5+ls0.1`) add a batch mix and label smoothing."""
+    (as `with_prob` names it, e.g. `strong@p0.5`) applies it to that share of draws; `+mixup` / `+cutmix`,
+    `+ls<eps>` and `+x<scale>` suffixes (as `with_loss` names them, e.g. `strong@p0.5+ls0.1+x4`) add a batch mix,
+    label smoothing and a longer training run."""
     base, suffixes = split_loss_suffixes(name)
     if suffixes:
         return preset(base).with_loss(*loss_suffixes(name, suffixes))

@@ -164,7 +164,7 @@ def fit_and_train(
             raise DataError("recipe.semi needs an unlabelled pool (pass unlabelled images)")
         return train_semi(data, unlabelled, ctx.train_cfg, recipe.semi, seed=seed,
                           augment=WEAK if augment is None else augment, model=model, regularise=recipe.policy.regularisers())
-    return train_classifier(data, ctx.train_cfg, seed=seed, augment=augment, synthetic=synthetic,
+    return train_classifier(data, recipe.policy.train_config(ctx.train_cfg), seed=seed, augment=augment, synthetic=synthetic,
                             synthetic_share=share, model=model, regularise=recipe.policy.regularisers())
 
 

@@ -108,7 +108,7 @@ class _Search:
         """A recipe's training cost relative to a supervised one: a consistency-training step trains
         the labelled batch plus two views of `unlabelled_ratio` times as many pool images."""
         if recipe.semi is None:
-            return 1.0
+            return recipe.policy.steps_scale
         steps = recipe.semi.steps or self.ctx.train_cfg.steps
         return (1 + 2 * recipe.semi.unlabelled_ratio) * steps / max(self.ctx.train_cfg.steps, 1)
 
@@ -329,7 +329,8 @@ def search_recipe(
                                                   batch_mix_metric)
     has_pool = unlabelled is not None and len(unlabelled) > 0
     if space.semi and has_pool:  # before sources: when adopted it replaces them
-        semis = [Recipe(policy=inc.recipe.policy, semi=c) for c in space.semi]
+        # consistency training has its own length (semi.steps): the policy joins it at its own
+        semis = [Recipe(policy=inc.recipe.policy.with_steps(1.0), semi=c) for c in space.semi]
         inc, contributions["semi"] = s.stage("semi", inc, semis, min_gain)
     bases = [inc.recipe] if inc.recipe.semi is None else []
     runner_up = _best_policy(s.trials, "augmentation", inc, metric)
