@@ -159,6 +159,7 @@ def test_a_trial_expected_to_end_past_the_wall_clock_budget_is_not_started(small
     # ... priced by its cost: a consistency-training step trains 1 + 2 x 3 batches (steps as the folds': 60)
     tiny_semi = Recipe(semi=SemiConfig(steps=60))
     assert s.cost_factor(tiny_semi) == 7.0 and s.cost_factor(Recipe()) == 1.0
+    assert s.cost_factor(Recipe(policy=preset("strong@p0.5+ls0.1+x4"))) == 4.0  # a policy trained 4x as long
     assert s.out_of_budget("ssl", tiny_semi) == "would not finish within the compute budget: ~35 s expected for its first ssl trial"
     s.budget = SearchBudget(None, None)
     s.trials[1].seconds = 1e9

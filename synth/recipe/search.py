@@ -105,8 +105,9 @@ class _Search:
         return None
 
     def cost_factor(self, recipe: Recipe) -> float:
-        """A recipe's training cost relative to a supervised one: a consistency-training step trains
-        the labelled batch plus two views of `unlabelled_ratio` times as many pool images."""
+        """A recipe's training cost relative to a supervised one at the trainer's steps: a policy's `+x`
+        scale, or for consistency training, whose steps train the labelled batch plus two views of
+        `unlabelled_ratio` times as many pool images, that times its steps."""
         if recipe.semi is None:
             return recipe.policy.steps_scale
         steps = recipe.semi.steps or self.ctx.train_cfg.steps
