@@ -54,8 +54,8 @@ class AugPolicy:
     smoothing: float = 0.0
     #: train this many times the trainer's steps (name suffix `+x<scale>`). Why: a model fed a fresh variation
     #: at every draw keeps improving after real only has converged (digits dev split, strong@p0.5+ls0.1 at
-    #: 2,400 vs 600 steps: +1.9 / +0.7 / +0.3 / +0.9 points at 2-20 labels per class, 16 of 16 draws at or
-    #: above; real only at 1,200: +0.4 / 0.0 / +0.3 / 0.0; benchmarks/results/steps_check_digits.md).
+    #: 2,400 vs 600 steps: +1.9 / +0.75 / +0.3 / +0.8 points at 2-20 labels per class, 16 of 16 draws at or
+    #: above; real only at 1,200: +0.3 / 0.0 / +0.3 / 0.0; benchmarks/results/steps_check_digits.md).
     #: Supervised training only: consistency training has its own `semi.steps`.
     steps_scale: float = 1.0
 
