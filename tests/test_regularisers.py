@@ -177,7 +177,7 @@ def test_a_policy_s_steps_scale_trains_that_many_times_the_steps(tiny_labelled):
     assert p.with_prob(1.0).name == "strong+ls0.1+x4" and p.with_steps(1.0).name == "strong@p0.5+ls0.1"
     assert p.with_loss("mixup", 0.1, 4).name == "strong@p0.5+mixup+ls0.1+x4"
     assert p.train_config(TINY).steps == 4 * TINY.steps and not preset("none+x2").is_none
-    for bad, match in (("strong+x0", "steps_scale"), ("strong+xfour", r"\+x<steps scale>")):
+    for bad, match in (("strong+x0", "steps_scale"), ("strong+xinf", "finite"), ("strong+xfour", r"\+x<steps scale>")):
         with pytest.raises(ConfigError, match=match):
             preset(bad)
     longer = preset("none+x2")

@@ -66,9 +66,9 @@ class AugPolicy:
 
         check_resample(self.resample, f"augmentation policy {self.name!r}: resample")
         self.regularisers()  # a bad kind or smoothing is a ConfigError now, not at training time
-        if not self.steps_scale > 0:
-            raise ConfigError(f"augmentation policy {self.name!r}: steps_scale (+x<scale>) must be > 0, "
-                              f"got {self.steps_scale}")
+        if not 0 < self.steps_scale < float("inf"):
+            raise ConfigError(f"augmentation policy {self.name!r}: steps_scale (+x<scale>) must be a finite number "
+                              f"> 0, got {self.steps_scale}")
 
     @property
     def is_none(self) -> bool:
