@@ -330,7 +330,7 @@ def search_recipe(
                                                   batch_mix_metric)
     has_pool = unlabelled is not None and len(unlabelled) > 0
     if space.semi and has_pool:  # before sources: when adopted it replaces them
-        # consistency training has its own length (semi.steps): the policy joins it at its own
+        # consistency training has its own length (semi.steps), so the policy joins it without its `+x` scale
         semis = [Recipe(policy=inc.recipe.policy.with_steps(1.0), semi=c) for c in space.semi]
         inc, contributions["semi"] = s.stage("semi", inc, semis, min_gain)
     bases = [inc.recipe] if inc.recipe.semi is None else []
