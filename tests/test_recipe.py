@@ -486,6 +486,10 @@ def test_semi_recipe_serialises_only_when_on_and_excludes_a_source(tmp_path):
     assert Recipe.from_dict(Recipe().to_dict()).semi is None
     with pytest.raises(ConfigError, match="semi"):
         Recipe(source="pseudo_label", synthetic_share=None, semi=SemiConfig())
+    # semi trains for semi.steps: a policy's training length beside it would be silently ignored, so it is refused
+    with pytest.raises(ConfigError, match=r"'strong@p0.5\+ls0.1\+x4'.*semi.steps"):
+        Recipe(policy=preset("strong@p0.5+ls0.1+x4"), semi=SemiConfig())
+    assert Recipe(policy=preset("strong@p0.5+ls0.1"), semi=SemiConfig()).policy.smoothing == 0.1  # the rest joins it
 
 
 def test_search_tries_semi_only_with_a_pool_and_trains_what_it_scored(small, digits_splits):

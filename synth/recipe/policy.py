@@ -56,7 +56,7 @@ class AugPolicy:
     #: at every draw keeps improving after real only has converged (digits dev split, strong@p0.5+ls0.1 at
     #: 2,400 vs 600 steps: +1.9 / +0.75 / +0.3 / +0.8 points at 2-20 labels per class, 16 of 16 draws at or
     #: above; real only at 1,200: +0.3 / 0.0 / +0.3 / 0.0; benchmarks/results/steps_check_digits.md).
-    #: Supervised training only: consistency training has its own `semi.steps`.
+    #: Supervised training only: consistency training has its own `semi.steps` (a Recipe refuses both).
     steps_scale: float = 1.0
 
     def __post_init__(self) -> None:

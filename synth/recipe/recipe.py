@@ -46,7 +46,8 @@ class Recipe:
         ssl: start from a contrastive encoder pretrained on the unlabelled pool (synth.ssl).
         semi: train by consistency on the pool with these settings (synth.semi); the policy then
             augments the labelled images (none: the semi weak view). Exclusive with a source: it
-            labels the pool itself, at every step. None: off.
+            labels the pool itself, at every step. None: off. It trains for `semi.steps`, so a policy with
+            a `+x<scale>` training length is refused beside it (the scale would be silently ignored).
     """
 
     policy: AugPolicy = NONE
@@ -62,6 +63,10 @@ class Recipe:
         if self.semi is not None and self.source is not None:
             raise ConfigError("recipe.semi trains on the labelled images + the pool and labels the pool itself; "
                               f"it does not mix in a source (got source={self.source!r}): set one of them to null")
+        if self.semi is not None and self.policy.steps_scale != 1.0:
+            raise ConfigError(f"recipe.semi trains for semi.steps; the policy {self.policy.name!r} asks for "
+                              f"{self.policy.steps_scale:g}x the supervised steps, which consistency training would "
+                              "ignore: drop the +x suffix from the policy or set semi.steps instead")
         if not 0.0 <= self.filter_quantile < 1.0:
             raise ConfigError(f"recipe.filter_quantile must be in [0, 1), got {self.filter_quantile}")
         if self.synthetic_share is not None and not 0.0 <= self.synthetic_share < 1.0:
