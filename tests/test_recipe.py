@@ -435,8 +435,8 @@ def test_auto_default_ls_arm_measures_the_default_policies_recommend_ships():
     recommend = OmegaConf.load(CONF / "recommend.yaml").search
     settings = {a: search_settings(arm_params(a, OmegaConf.to_container(base.arms[a], resolve=True)), TrainConfig())
                 for a in ("auto", "auto_default", "auto_default_ls")}
-    shipped = default_names(recommend.default_policy)
-    assert settings["auto_default_ls"]["default_policy"] == ("strong@p0.5+ls0.1", "strong@p0.5")
+    shipped, smoothed = default_names(recommend.default_policy), ("strong@p0.5+ls0.1", "strong@p0.5")
+    assert settings["auto_default_ls"]["default_policy"] == smoothed
     assert shipped == ("strong@p0.5+ls0.1+x4", "strong@p0.5")  # auto_default_x4's, checked below
     assert settings["auto_default"]["default_policy"] == ("strong@p0.5",)  # its measured cells keep their behaviour
     assert settings["auto"]["default_policy"] is None
@@ -466,12 +466,12 @@ def test_auto_default_ls_arm_measures_the_default_policies_recommend_ships():
     # auto_default_x4 is auto_default_unpruned with the smoothed default trained 4x the steps
     longer = OmegaConf.to_container(base.arms["auto_default_x4"], resolve=True)
     assert {k: (v, longer[k]) for k, v in full.items() if longer[k] != v} == {
-        "default_policy": (["strong@p0.5+ls0.1", "strong@p0.5"], list(shipped))}  # the arm that measured recommend's
+        "default_policy": (list(smoothed), list(shipped))}  # the arm that measured recommend's
     assert preset(longer["default_policy"][0]).steps_scale == 4.0
     # auto_pool_default is auto_gate (recommend with a pool) plus what default_policy_with_pool turns on
     pooled = OmegaConf.to_container(base.arms["auto_pool_default"], resolve=True)
     assert {k: (v, pooled[k]) for k, v in gate.items() if pooled[k] != v} == {
-        "max_trials": (10, 12), "default_policy": (None, ["strong@p0.5+ls0.1", "strong@p0.5"]), "batch_mixes": ([], ["mixup"]),
+        "max_trials": (10, 12), "default_policy": (None, list(smoothed)), "batch_mixes": ([], ["mixup"]),
         "prune_default": (True, False)}
 
 
