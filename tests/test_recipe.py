@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 
 import numpy as np
@@ -108,7 +109,7 @@ def test_budget_limits_trials_but_nothing_always_runs(small):
 
 def test_summary_names_what_the_budget_cut(small):
     """The printed summary says which recipes the budget skipped or stopped, per lever, and how to score them."""
-    from synth.commands.recommend import budget_cuts, summary
+    from synth.commands.recommend import budget_cuts, budget_to_score, summary
     from synth.recipe.search import BUDGET_STOP
 
     noise = rand_policy(["noise"], 0.2, working_size=16)
@@ -119,7 +120,12 @@ def test_summary_names_what_the_budget_cut(small):
     assert budget_cuts(result) == {"augmentation": names}
     text = summary(result)
     assert f"augmentation  not scored: cut by the compute budget ({', '.join(names)})" in text
-    assert "cut by the compute budget: 2 recipe(s) not scored to the end" in text and "search.max_seconds" in text
+    assert "cut by the compute budget: 2 recipe(s) not scored to the end" in text
+    # ...and by how much to raise the budget: each skipped policy priced on the one complete trial ("nothing")
+    assert [s.seconds for s in result.skipped] == [round(result.trials[0].seconds, 1)] * 2
+    trials, seconds = budget_to_score(result)
+    assert trials == 3 and seconds >= result.seconds + sum(s.seconds for s in result.skipped) and seconds % 10 == 0
+    assert f"Scoring them needs search.max_trials >= 3 and search.max_seconds ~{seconds} " in text
     # a trial stopped mid-way by the wall clock is named too; one pruned for trailing is not a budget cut
     semi = Recipe(semi=SemiConfig())
     result.trials.append(Trial(semi, "semi", np.array([1.0]), 9.0, complete=False,
@@ -127,6 +133,8 @@ def test_summary_names_what_the_budget_cut(small):
     result.trials.append(Trial(Recipe(policy=noise), "source", np.array([0.1]), 1.0, complete=False,
                                notes=["pruned after 1 fold(s): trails nothing"]))
     assert budget_cuts(result)["semi"] == [f"{semi.name} (stopped after 1 fold(s))"]
+    result.seconds = 0.0  # a stopped trial adds its missing folds at its own pace: 1 of 2 at 9 s
+    assert budget_to_score(result) == (5, int(math.ceil((sum(s.seconds for s in result.skipped) + 9.0) / 10) * 10))
     assert "source" not in budget_cuts(result)
     result.contributions["semi"] = {"tried": 0, "pruned": 1, "adopted": False, "gain": 0.0, "route": None}
     assert f"semi          not scored: cut by the compute budget ({semi.name} (stopped after 1 fold(s)))" in summary(result)
@@ -149,6 +157,7 @@ def test_a_trial_expected_to_end_past_the_wall_clock_budget_is_not_started(small
     assert [str(k) for k in s.skipped] == [
         "semi: semi(weak=none) (would not finish within the compute budget: ~250 s per semi trial)"]
     assert s.skipped[0].stage == "semi" and s.skipped[0].recipe.semi == SemiConfig(weak="none")
+    assert s.skipped[0].seconds == 250.0  # what a bigger budget must cover to score it (recommend's summary)
     s.trials[1].seconds = 5.0  # a cheap stage fits in what is left
     assert s.out_of_budget("semi") is None
     # a stage's first trial: not started when even the cheapest trial so far would end past the budget
@@ -161,6 +170,7 @@ def test_a_trial_expected_to_end_past_the_wall_clock_budget_is_not_started(small
     assert s.cost_factor(tiny_semi) == 7.0 and s.cost_factor(Recipe()) == 1.0
     assert s.cost_factor(Recipe(policy=preset("strong@p0.5+ls0.1+x4"))) == 4.0  # a policy trained 4x as long
     assert s.out_of_budget("ssl", tiny_semi) == "would not finish within the compute budget: ~35 s expected for its first ssl trial"
+    assert s.expected_seconds("ssl", tiny_semi) == (35.0, "~35 s expected for its first ssl trial")
     s.budget = SearchBudget(None, None)
     s.trials[1].seconds = 1e9
     assert s.out_of_budget("semi") is None  # no wall-clock budget: nothing to overrun

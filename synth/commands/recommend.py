@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -104,8 +105,11 @@ def summary(result: RecipeResult) -> str:
                      f"  ({verdict}, {rec['tried']} tried)")
     if cuts:
         names = [name for stage in cuts.values() for name in stage]
+        trials, seconds = budget_to_score(result)
         lines.append(f"cut by the compute budget: {len(names)} recipe(s) not scored to the end: {'; '.join(names)}. "
-                     "Raise search.max_seconds / search.max_trials to score them")
+                     f"Scoring them needs search.max_trials >= {trials} and search.max_seconds ~{seconds} "
+                     "(a rough floor: priced on the trials that ran, without an SSL encoder's pretraining, and a stage "
+                     "that adopts a recipe may add trials)")
     lines.append(f"search time:  {result.seconds:.0f}s, {len(result.trials)} recipes x {result.k_folds * result.repeats} folds")
     return "\n".join(lines)
 
@@ -124,6 +128,21 @@ def budget_cuts(result: RecipeResult) -> dict[str, list[str]]:
         if not t.complete and BUDGET_STOP in t.notes:
             cuts.setdefault(t.stage, []).append(f"{t.recipe.name} (stopped after {len(t.scores)} fold(s))")
     return cuts
+
+
+def budget_to_score(result: RecipeResult) -> tuple[int, int]:
+    """(max_trials, max_seconds) that would have scored every recipe the budget cut, rounded up to 10 s.
+
+    Why: "raise the budget" alone left a user guessing by how much; at 28x28 with a pool one consistency-
+    training trial costs ~7x a supervised one, so the answer is often several times the default 600 s.
+    Seconds: this search's, plus each skipped trial's expected cost (`Skip.seconds`) and the missing folds of
+    trials stopped mid-way at their own pace per fold.
+    """
+    folds = result.k_folds * result.repeats
+    stopped = [t for t in result.trials if not t.complete and BUDGET_STOP in t.notes]
+    more = sum(s.seconds for s in result.skipped) + sum(
+        t.seconds / max(len(t.scores), 1) * (folds - len(t.scores)) for t in stopped)
+    return len(result.trials) + len(result.skipped), int(math.ceil((result.seconds + more) / 10.0) * 10)
 
 
 def run(cfg: DictConfig) -> RecipeResult:

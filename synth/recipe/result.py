@@ -81,6 +81,9 @@ class Skip:
     stage: str
     recipe: Recipe
     why: str
+    #: its expected wall clock, priced on the trials that ran (`_Search.expected_seconds`): what a bigger
+    #: budget would have to cover to score it
+    seconds: float = 0.0
 
     def __str__(self) -> str:
         return f"{self.stage}: {self.recipe.name} ({self.why})"

@@ -92,17 +92,21 @@ class _Search:
             return "compute budget spent"
         if b.max_seconds is None:
             return None
-        same = [t.seconds for t in self.trials if t.stage == stage and t.complete]
-        if same:
-            guess = float(np.mean(same))
-            what = f"~{guess:.0f} s per {stage} trial"
-        else:
-            cheapest = min((t.seconds for t in self.trials if t.complete), default=0.0)
-            guess = cheapest * (self.cost_factor(recipe) if recipe is not None else 1.0)
-            what = f"~{guess:.0f} s expected for its first {stage} trial"
+        guess, what = self.expected_seconds(stage, recipe)
         if elapsed + guess > b.max_seconds:
             return f"would not finish within the compute budget: {what}"
         return None
+
+    def expected_seconds(self, stage: str, recipe: Recipe | None = None) -> tuple[float, str]:
+        """A `stage` trial's expected wall clock, and how it was guessed: the mean of this stage's complete
+        trials, or for a stage's first trial the cheapest complete trial so far times the recipe's `cost_factor`."""
+        same = [t.seconds for t in self.trials if t.stage == stage and t.complete]
+        if same:
+            guess = float(np.mean(same))
+            return guess, f"~{guess:.0f} s per {stage} trial"
+        cheapest = min((t.seconds for t in self.trials if t.complete), default=0.0)
+        guess = cheapest * (self.cost_factor(recipe) if recipe is not None else 1.0)
+        return guess, f"~{guess:.0f} s expected for its first {stage} trial"
 
     def cost_factor(self, recipe: Recipe) -> float:
         """A recipe's training cost relative to a supervised one at the trainer's steps: a policy's `+x`
@@ -117,7 +121,7 @@ class _Search:
         """Score `recipe` fold by fold; stop early (pruned) once it trails `against` by `prune_margin`."""
         why = None if force else self.out_of_budget(stage, recipe)
         if why is not None:
-            self.skipped.append(Skip(stage, recipe, why))
+            self.skipped.append(Skip(stage, recipe, why, round(self.expected_seconds(stage, recipe)[0], 1)))
             return None
         t0, scores, briers, losses, notes_before = time.perf_counter(), [], [], [], len(self.ctx.notes)
         proba, labels = [], []
