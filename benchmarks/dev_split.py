@@ -81,6 +81,12 @@ def semi_config(overrides: Sequence[str] = ()) -> SemiConfig:
     return SemiConfig.from_dict(OmegaConf.to_container(OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))))
 
 
+def recommend_semi() -> SemiConfig:
+    """`synth recommend`'s first semi candidate (conf/recommend.yaml search.semi[0]: weak light, aligned), which the
+    consistency-training checks start from."""
+    return semi_config(["align=true"])
+
+
 def write_results(stem: Path, command: str, semi: SemiConfig, rows: list[dict], markdown: str) -> None:
     """`stem`.json (command, semi settings, rows) and `stem`.md (the readable table)."""
     stem.with_suffix(".json").write_text(json.dumps({"command": command, "semi": semi.to_dict(), "rows": rows},

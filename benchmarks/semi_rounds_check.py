@@ -26,22 +26,22 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from dev_split import check_main, draw_table, semi_config
+from dev_split import check_main, draw_table, recommend_semi
 
 from synth.data import ImageSet, draw_budget
-from synth.recipe import preset
+from synth.recipe import Recipe, preset, train_with
 from synth.semi import train_semi
 from synth.training import TrainConfig, accuracy, predict_proba, train_classifier
 
 ARMS = ("real", "semi", "semi2", "pl_x4")
-SEMI = semi_config(["align=true"])  # recommend's first candidate: conf/recommend.yaml search.semi[0]
+SEMI = recommend_semi()
 POLICY = "strong@p0.5+ls0.1+x4"
 CONFIDENCE = 0.95
 
 
 def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int) -> dict:
     labelled, unlabelled = draw_budget(rest, n_per_class=n, seed=seed)  # unlabelled: labels hidden
-    row, cfg, policy = {"data": data, "n": n, "seed": seed}, TrainConfig(), preset(POLICY)
+    row, cfg = {"data": data, "n": n, "seed": seed}, TrainConfig()
     t0 = time.perf_counter()
     row["real"] = accuracy(train_classifier(labelled, cfg, seed=seed), dev)
     first = train_semi(labelled, unlabelled, cfg, SEMI, seed=seed)
@@ -54,8 +54,7 @@ def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int) -> dic
     row["pl_precision"] = float(np.mean([truth[i] == y for i, y in zip(pseudo.ids, pseudo.labels, strict=True)])) if len(keep) else 0.0
     grown = labelled.concat(pseudo)
     row["semi2"] = accuracy(train_semi(grown, unlabelled, cfg, SEMI, seed=seed + 1), dev)
-    row["pl_x4"] = accuracy(train_classifier(grown, policy.train_config(cfg), seed=seed + 1, augment=policy.build(),
-                                             regularise=policy.regularisers()), dev)
+    row["pl_x4"] = accuracy(train_with(Recipe(policy=preset(POLICY)), grown, seed=seed + 1, cfg=cfg), dev)
     row["sec"] = round(time.perf_counter() - t0, 1)
     return row
 

@@ -21,14 +21,14 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from dev_split import check_main, draw_table, semi_config
+from dev_split import check_main, draw_table, recommend_semi
 
 from synth.data import ImageSet, draw_budget
 from synth.semi import train_semi
 from synth.training import TrainConfig, accuracy, train_classifier
 
 ARMS = ("real", "semi", "semi_1800")
-SEMI = semi_config(["align=true"])  # recommend's first candidate: conf/recommend.yaml search.semi[0]
+SEMI = recommend_semi()
 
 
 def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int) -> dict:

@@ -26,25 +26,24 @@ from __future__ import annotations
 
 import time
 
-from dev_split import check_main, draw_table, semi_config
+from dev_split import check_main, draw_table, recommend_semi
 
 from synth.data import ImageSet, draw_budget
-from synth.recipe import preset
+from synth.recipe import Recipe, preset, train_with
 from synth.semi import train_semi
 from synth.training import TrainConfig, accuracy, train_classifier
 
 ARMS = ("real", "x4", "semi", "semi_warm")
-SEMI = semi_config(["align=true"])  # recommend's first candidate: conf/recommend.yaml search.semi[0]
+SEMI = recommend_semi()
 POLICY = "strong@p0.5+ls0.1+x4"
 
 
 def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int) -> dict:
     labelled, unlabelled = draw_budget(rest, n_per_class=n, seed=seed)  # unlabelled: labels hidden
-    row, cfg, policy = {"data": data, "n": n, "seed": seed}, TrainConfig(), preset(POLICY)
+    row, cfg = {"data": data, "n": n, "seed": seed}, TrainConfig()
     t0 = time.perf_counter()
     row["real"] = accuracy(train_classifier(labelled, cfg, seed=seed), dev)
-    x4 = train_classifier(labelled, policy.train_config(cfg), seed=seed, augment=policy.build(),
-                          regularise=policy.regularisers())
+    x4 = train_with(Recipe(policy=preset(POLICY)), labelled, seed=seed, cfg=cfg)
     row["x4"] = accuracy(x4, dev)
     row["semi"] = accuracy(train_semi(labelled, unlabelled, cfg, SEMI, seed=seed), dev)
     row["semi_warm"] = accuracy(train_semi(labelled, unlabelled, cfg, SEMI, seed=seed, model=x4), dev)
