@@ -167,13 +167,49 @@ def test_a_trial_expected_to_end_past_the_wall_clock_budget_is_not_started(small
     assert s.out_of_budget("source") is None
     # ... priced by its cost: a consistency-training step trains 1 + 2 x 3 batches (steps as the folds': 60)
     tiny_semi = Recipe(semi=SemiConfig(steps=60))
-    assert s.cost_factor(tiny_semi) == 7.0 and s.cost_factor(Recipe()) == 1.0
-    assert s.cost_factor(Recipe(policy=preset("strong@p0.5+ls0.1+x4"))) == 4.0  # a policy trained 4x as long
+    assert s.pricer.cost_factor(tiny_semi) == 7.0 and s.pricer.cost_factor(Recipe()) == 1.0
+    assert s.pricer.cost_factor(Recipe(policy=preset("strong@p0.5+ls0.1+x4"))) == 4.0  # a policy trained 4x as long
     assert s.out_of_budget("ssl", tiny_semi) == "would not finish within the compute budget: ~35 s expected for its first ssl trial"
     assert s.expected_seconds("ssl", tiny_semi) == (35.0, "~35 s expected for its first ssl trial")
     s.budget = SearchBudget(None, None)
     s.trials[1].seconds = 1e9
     assert s.out_of_budget("semi") is None  # no wall-clock budget: nothing to overrun
+
+
+def test_a_consistency_training_trial_is_priced_by_timing_a_few_of_its_steps(small, digits_splits):
+    """With a pool, a semi stage's first trial is priced on PROBE_STEPS timed steps, not a fixed factor.
+
+    Why: the factor (7x a supervised trial) was 3x too low at 28 px, so semi trials started, ran one fold
+    past the budget and were stopped, counting for nothing."""
+    from synth.recipe.pricing import PRETRAIN_KEY, PROBE_STEPS
+    from synth.recipe.recipe import TrainContext
+    from synth.recipe.search import _Search, make_folds
+
+    folds, _ = make_folds(small, 2, 0)
+    pool = digits_splits.unlabelled.subset(np.arange(64))
+    s = _Search(small, pool, folds, 0, TrainContext(train_cfg=TINY_TRAIN), SearchBudget(None, 1e6), False)
+    s.trials.append(Trial(Recipe(), "baseline", np.array([0.9, 0.9]), seconds=5.0))
+    semi = Recipe(semi=SemiConfig(steps=600, weak="none"))
+    guess, what = s.expected_seconds("semi", semi)
+    assert what == f"~{guess:.0f} s expected for its first semi trial (timed on {PROBE_STEPS} steps)"
+    assert guess == s.pricer.step_seconds[semi.name] * 600 * len(folds) > 0 and len(s.trials) == 1  # the probe is no trial
+    assert guess < 5.0 * s.pricer.cost_factor(semi)  # the factor's 350 s: a tiny model's steps are far cheaper
+    assert s.expected_seconds("semi", semi)[0] == guess and len(s.pricer.step_seconds) == 1  # timed once per recipe
+    s.budget = SearchBudget(None, 2 * guess)  # the factor would skip it; the timed steps fit
+    assert s.out_of_budget("semi", semi) is None
+    s.budget = SearchBudget(None, guess / 2)
+    assert s.out_of_budget("semi", semi) == f"would not finish within the compute budget: {what}"
+    assert s.run(semi, "semi") is None and s.skipped[0].seconds == round(guess, 1)
+    assert s.expected_seconds("augmentation", Recipe(policy=BLANK))[0] == 5.0  # supervised trials: as before
+    # SSL init on top: the semi probe times its steps alone, and the encoder's pretraining (300 steps) is priced
+    # on 8 timed steps of its own, once, without keeping an encoder
+    with_ssl = semi.with_(ssl=True)
+    guess, what = s.expected_seconds("ssl", with_ssl)
+    steps = s.pricer.step_seconds
+    assert guess == pytest.approx(steps[with_ssl.name] * 600 * len(folds) + steps[PRETRAIN_KEY] * 300)
+    assert what.endswith(f"(timed on {PROBE_STEPS} steps)") and s.ctx.encoder is None
+    s.ctx.encoder = object()  # once an encoder is trained, later SSL trials do not pay for it
+    assert s.expected_seconds("ssl", with_ssl)[0] == pytest.approx(steps[with_ssl.name] * 600 * len(folds))
 
 
 def test_one_label_per_class_falls_back_to_real_only(small):

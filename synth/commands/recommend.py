@@ -108,8 +108,8 @@ def summary(result: RecipeResult) -> str:
         trials, seconds = budget_to_score(result)
         lines.append(f"cut by the compute budget: {len(names)} recipe(s) not scored to the end: {'; '.join(names)}. "
                      f"Scoring them needs search.max_trials >= {trials} and search.max_seconds ~{seconds} "
-                     "(a rough floor: priced on the trials that ran, without an SSL encoder's pretraining, and a stage "
-                     "that adopts a recipe may add trials)")
+                     "(a rough guess: priced on the trials that ran and a few timed steps; a stage that adopts a "
+                     "recipe may add trials)")
     lines.append(f"search time:  {result.seconds:.0f}s, {len(result.trials)} recipes x {result.k_folds * result.repeats} folds")
     return "\n".join(lines)
 

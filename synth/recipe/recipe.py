@@ -225,12 +225,19 @@ def filter_by_teacher(samples: ImageSet, teacher: nn.Module, quantile: float) ->
     return samples.subset(keep)
 
 
+def encoder_config(ctx: TrainContext) -> Any:
+    """The SSLConfig the search's encoder is pretrained with: `ctx.ssl_cfg`, else the classifier's size."""
+    from synth.ssl import SSLConfig
+
+    return ctx.ssl_cfg or SSLConfig(width=ctx.train_cfg.width, hidden=ctx.train_cfg.hidden)
+
+
 def _encoder(labelled: ImageSet, unlabelled: ImageSet | None, seed: int, ctx: TrainContext) -> nn.Module:
     if ctx.encoder is None:
         if unlabelled is None or len(unlabelled) < 2:
             raise DataError("recipe.ssl needs an unlabelled pool (pass unlabelled images)")
-        from synth.ssl import SSLConfig, train_encoder
+        from synth.ssl import train_encoder
 
-        cfg = ctx.ssl_cfg or SSLConfig(width=ctx.train_cfg.width, hidden=ctx.train_cfg.hidden)
-        ctx.encoder = train_encoder(unlabelled, cfg, seed=seed, n_classes=labelled.n_classes, progress=False)
+        ctx.encoder = train_encoder(unlabelled, encoder_config(ctx), seed=seed, n_classes=labelled.n_classes,
+                                    progress=False)
     return ctx.encoder

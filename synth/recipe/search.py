@@ -44,6 +44,7 @@ from synth.recipe.candidates import (
     source_recipes,
 )
 from synth.recipe.evidence import METRICS, Trial, beats, confident_precision, held_out, no_harm, paired_gain
+from synth.recipe.pricing import TrialPricer
 from synth.recipe.recipe import Recipe, TrainContext, fit_and_train
 from synth.recipe.result import RecipeResult, SearchBudget, SearchSpace, Skip
 from synth.training import TrainConfig
@@ -73,14 +74,15 @@ class _Search:
         self.prune_default = prune_default
         self.labelled, self.unlabelled, self.folds, self.seed, self.ctx = labelled, unlabelled, folds, seed, ctx
         self.budget, self.started, self.trials, self.skipped = budget, time.perf_counter(), [], []
+        self.pricer = TrialPricer(labelled, unlabelled, folds, seed, ctx)
         self.bar = tqdm(desc="recipe search", unit="trial", disable=not progress, leave=False)
 
     def out_of_budget(self, stage: str, recipe: Recipe | None = None) -> str | None:
         """Why a new `stage` trial must not start (as the skipped list says it), or None.
 
-        Besides a spent budget: a trial expected to end past `max_seconds` (the mean of this stage's
-        complete trials; for a stage's first trial, the cheapest complete trial so far times the
-        recipe's `cost_factor`). Why: a trial started just inside the budget runs its folds past it
+        Besides a spent budget: a trial expected to end past `max_seconds` (synth.recipe.pricing: the mean
+        of this stage's complete trials; for a stage's first trial, timed steps of consistency training and
+        SSL pretraining, else the cheapest complete trial so far times the recipe's `cost_factor`). Why: a trial started just inside the budget runs its folds past it
         (a semi trial is ~5 min on digits at one thread), so the search overran its wall-clock budget
         by a whole trial that then stopped incomplete and counted for nothing; a stage's first trial started
         19 s before the end ran the digits search to 631 s of its 600, and on a loaded machine the
@@ -98,24 +100,8 @@ class _Search:
         return None
 
     def expected_seconds(self, stage: str, recipe: Recipe | None = None) -> tuple[float, str]:
-        """A `stage` trial's expected wall clock, and how it was guessed: the mean of this stage's complete
-        trials, or for a stage's first trial the cheapest complete trial so far times the recipe's `cost_factor`."""
-        same = [t.seconds for t in self.trials if t.stage == stage and t.complete]
-        if same:
-            guess = float(np.mean(same))
-            return guess, f"~{guess:.0f} s per {stage} trial"
-        cheapest = min((t.seconds for t in self.trials if t.complete), default=0.0)
-        guess = cheapest * (self.cost_factor(recipe) if recipe is not None else 1.0)
-        return guess, f"~{guess:.0f} s expected for its first {stage} trial"
-
-    def cost_factor(self, recipe: Recipe) -> float:
-        """A recipe's training cost relative to a supervised one at the trainer's steps: a policy's `+x`
-        scale, or for consistency training, whose steps train the labelled batch plus two views of
-        `unlabelled_ratio` times as many pool images, that times its steps."""
-        if recipe.semi is None:
-            return recipe.policy.steps_scale
-        steps = recipe.semi.steps or self.ctx.train_cfg.steps
-        return (1 + 2 * recipe.semi.unlabelled_ratio) * steps / max(self.ctx.train_cfg.steps, 1)
+        """A `stage` trial's expected wall clock and how it was guessed (`TrialPricer.expected_seconds`)."""
+        return self.pricer.expected_seconds(stage, recipe, self.trials)
 
     def run(self, recipe: Recipe, stage: str, force: bool = False, against: Trial | None = None) -> Trial | None:
         """Score `recipe` fold by fold; stop early (pruned) once it trails `against` by `prune_margin`."""
