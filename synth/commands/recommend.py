@@ -134,7 +134,7 @@ def budget_to_score(result: RecipeResult) -> tuple[int, int]:
     """(max_trials, max_seconds) that would have scored every recipe the budget cut, rounded up to 10 s.
 
     Why: "raise the budget" alone left a user guessing by how much; at 28x28 with a pool one consistency-
-    training trial costs ~7x a supervised one, so the answer is often several times the default 600 s.
+    training trial costs ~20x a supervised one (~11 min at one thread), several times the default 600 s.
     Seconds: this search's, plus each skipped trial's expected cost (`Skip.seconds`) and the missing folds of
     trials stopped mid-way at their own pace per fold.
     """

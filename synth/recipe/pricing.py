@@ -32,7 +32,8 @@ class TrialPricer:
     def __init__(self, labelled: ImageSet, unlabelled: ImageSet | None, folds: Sequence[np.ndarray], seed: int,
                  ctx: TrainContext):
         self.labelled, self.unlabelled, self.folds, self.seed, self.ctx = labelled, unlabelled, folds, seed, ctx
-        #: timed seconds per step, by recipe name (a recipe holds a dict, so it is not hashable) or PRETRAIN_KEY
+        #: timed seconds per step, by recipe name without SSL init (a recipe holds a dict, so it is not
+        #: hashable), or PRETRAIN_KEY
         self.step_seconds: dict[str, float] = {}
 
     def expected_seconds(self, stage: str, recipe: Recipe | None, trials: Sequence[Trial]) -> tuple[float, str]:
@@ -66,17 +67,19 @@ class TrialPricer:
         """
         if recipe.semi is None or self.unlabelled is None or not len(self.unlabelled):
             return None
-        if recipe.name not in self.step_seconds:
+        # without SSL init: an encoder's pretraining is a one-off, not a step cost (`pretrain_seconds`), so the
+        # SSL stage's recipe reuses its semi stage's timing
+        key = recipe.with_(ssl=False).name
+        if key not in self.step_seconds:
             train = self.labelled.subset(np.setdiff1d(np.arange(len(self.labelled)), self.folds[0]))
-            # without SSL init: an encoder's pretraining is a one-off, not a step cost (and would be paid here)
             probe = recipe.with_(semi=replace(recipe.semi, steps=PROBE_STEPS), ssl=False)
             t0 = time.perf_counter()
             try:
                 fit_and_train(probe, train, self.unlabelled, self.seed * 1000, self.ctx, fold=0)
             except SynthError:  # the trial itself will fail and record why; price it by its factor meanwhile
                 return None
-            self.step_seconds[recipe.name] = (time.perf_counter() - t0) / PROBE_STEPS
-        return self.step_seconds[recipe.name]
+            self.step_seconds[key] = (time.perf_counter() - t0) / PROBE_STEPS
+        return self.step_seconds[key]
 
     def pretrain_seconds(self, recipe: Recipe) -> float | None:
         """Expected seconds of the SSL encoder's one-off pretraining, when `recipe` needs it and none is trained

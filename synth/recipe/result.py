@@ -81,8 +81,8 @@ class Skip:
     stage: str
     recipe: Recipe
     why: str
-    #: its expected wall clock, priced on the trials that ran (`_Search.expected_seconds`): what a bigger
-    #: budget would have to cover to score it
+    #: its expected wall clock (synth.recipe.pricing: from the trials that ran, or timed steps): what a
+    #: bigger budget would have to cover to score it
     seconds: float = 0.0
 
     def __str__(self) -> str:

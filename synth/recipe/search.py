@@ -82,8 +82,9 @@ class _Search:
 
         Besides a spent budget: a trial expected to end past `max_seconds` (synth.recipe.pricing: the mean
         of this stage's complete trials; for a stage's first trial, timed steps of consistency training and
-        SSL pretraining, else the cheapest complete trial so far times the recipe's `cost_factor`). Why: a trial started just inside the budget runs its folds past it
-        (a semi trial is ~5 min on digits at one thread), so the search overran its wall-clock budget
+        SSL pretraining, else the cheapest complete trial so far times the recipe's `cost_factor`). Why: a
+        trial started just inside the budget runs its folds past it (a semi trial is ~5 min on digits and
+        ~11 min on 28x28 images at one thread), so the search overran its wall-clock budget
         by a whole trial that then stopped incomplete and counted for nothing; a stage's first trial started
         19 s before the end ran the digits search to 631 s of its 600, and on a loaded machine the
         first semi trial, started at 451 s, stopped incomplete at 784 s.
