@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from torch import nn
@@ -26,6 +26,9 @@ from synth.recipe.policy import NONE, AugPolicy
 from synth.seeding import rng_for
 from synth.semi import WEAK, SemiConfig, train_semi
 from synth.training import TrainConfig, predict_proba, train_classifier
+
+if TYPE_CHECKING:  # synth.ssl is imported where it is used: only SSL recipes need it
+    from synth.ssl import SSLConfig
 
 _SOURCE_STREAM = 23
 
@@ -225,7 +228,7 @@ def filter_by_teacher(samples: ImageSet, teacher: nn.Module, quantile: float) ->
     return samples.subset(keep)
 
 
-def encoder_config(ctx: TrainContext) -> Any:
+def encoder_config(ctx: TrainContext) -> SSLConfig:
     """The SSLConfig the search's encoder is pretrained with: `ctx.ssl_cfg`, else the classifier's size."""
     from synth.ssl import SSLConfig
 
