@@ -15,6 +15,7 @@ from synth.data.imageset import ImageSet
 from synth.errors import ConfigError
 from synth.recipe import RecipeResult, SearchBudget, SearchSpace, evaluate_recipes, load_recipe, search_recipe
 from synth.recipe.candidates import default_names
+from synth.recipe.evidence import Trial
 from synth.recipe.report import write_report
 from synth.recipe.search import BUDGET_STOP
 from synth.seeding import rng_for
@@ -124,10 +125,14 @@ def budget_cuts(result: RecipeResult) -> dict[str, list[str]]:
     cuts: dict[str, list[str]] = {}
     for skip in result.skipped:
         cuts.setdefault(skip.stage, []).append(f"{skip.recipe.name} (skipped)")
-    for t in result.trials:
-        if not t.complete and BUDGET_STOP in t.notes:
-            cuts.setdefault(t.stage, []).append(f"{t.recipe.name} (stopped after {len(t.scores)} fold(s))")
+    for t in stopped_by_budget(result):
+        cuts.setdefault(t.stage, []).append(f"{t.recipe.name} (stopped after {len(t.scores)} fold(s))")
     return cuts
+
+
+def stopped_by_budget(result: RecipeResult) -> list[Trial]:
+    """Trials the wall clock stopped between folds (incomplete, so they count for nothing); not pruned ones."""
+    return [t for t in result.trials if not t.complete and BUDGET_STOP in t.notes]
 
 
 def budget_to_score(result: RecipeResult) -> tuple[int, int]:
@@ -139,9 +144,8 @@ def budget_to_score(result: RecipeResult) -> tuple[int, int]:
     trials stopped mid-way at their own pace per fold.
     """
     folds = result.k_folds * result.repeats
-    stopped = [t for t in result.trials if not t.complete and BUDGET_STOP in t.notes]
     more = sum(s.seconds for s in result.skipped) + sum(
-        t.seconds / max(len(t.scores), 1) * (folds - len(t.scores)) for t in stopped)
+        t.seconds / max(len(t.scores), 1) * (folds - len(t.scores)) for t in stopped_by_budget(result))
     return len(result.trials) + len(result.skipped), int(math.ceil((result.seconds + more) / 10.0) * 10)
 
 
