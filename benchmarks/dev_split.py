@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 
 from synth.config import build
 from synth.data.imageset import ImageSet
-from synth.semi import SemiConfig
+from synth.semi import SemiConfig, semi_candidates
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
@@ -82,9 +82,9 @@ def semi_config(overrides: Sequence[str] = ()) -> SemiConfig:
 
 
 def recommend_semi() -> SemiConfig:
-    """`synth recommend`'s first semi candidate (conf/recommend.yaml search.semi[0]: weak light, aligned), which the
-    consistency-training checks start from."""
-    return semi_config(["align=true"])
+    """`synth recommend`'s first semi candidate, read from conf/recommend.yaml (search.semi[0]: weak light, aligned),
+    which the consistency-training checks start from."""
+    return semi_candidates(OmegaConf.load(REPO / "conf" / "recommend.yaml").search.semi)[0]
 
 
 def write_results(stem: Path, command: str, semi: SemiConfig, rows: list[dict], markdown: str) -> None:
