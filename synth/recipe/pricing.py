@@ -63,7 +63,8 @@ class TrialPricer:
         Why a timed run, not a factor: relative to a supervised trial a consistency-training step cost 7x on
         8x8 digits at 2 labels per class, 10x at 10, and 22x on 28x28 Fashion-MNIST at 5 (one thread; the
         supervised batch shrinks to the fold's size and the views' augmentation grows with the pixels), so the
-        fixed 7x started semi trials that the budget then stopped after a fold, at ~260 s each, counted for nothing.
+        fixed 7x started semi trials that the budget then stopped after a fold (223 s on Fashion-MNIST at n = 5),
+        counted for nothing.
         """
         if recipe.semi is None or self.unlabelled is None or not len(self.unlabelled):
             return None
@@ -86,7 +87,8 @@ class TrialPricer:
         yet, timed on `PROBE_STEPS` of its steps (once); else None.
 
         Why: the first SSL trial pays for pretraining on the whole pool (~2 min on 28x28 images at one thread);
-        priced as a plain trial, it started with ~35 s of budget left and was stopped after its first fold."""
+        priced as a plain trial (~30 s on Fashion-MNIST at n = 5) it started with ~150 s of budget left and was
+        stopped after its first fold (127 s, most of it pretraining)."""
         if not recipe.ssl or self.ctx.encoder is not None or self.unlabelled is None or len(self.unlabelled) < 2:
             return None
         from synth.ssl import train_encoder
