@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -95,13 +95,16 @@ def write_results(stem: Path, command: str, semi: SemiConfig, rows: list[dict], 
     print(f"wrote {stem}.json / .md")
 
 
-def check_main(name: str, doc: str, run_draw: Callable[[str, ImageSet, ImageSet, int, int], dict],
-               markdown: Callable[[list[dict], str], str], ns: Sequence[int]) -> None:
+def check_main(name: str, doc: str, run_draw: Callable[..., dict],
+               markdown: Callable[[list[dict], str], str], ns: Sequence[int], arms: Sequence[str] = ()) -> None:
     """The command line the per-draw checks share (`<name>.py`).
 
     Either run draws, one JSON row per (n, seed) printed and appended to `--out` (so two processes can split
     the seeds and a killed run keeps what it finished), or, with `--from-jsonl`, write
     results/<name>_<data>.json / .md from saved rows, with the command that reproduces them.
+
+    With `arms`, `--arms` picks which of them a run computes (`run_draw(..., arms=...)`), so an arm added later
+    runs on the same draws without recomputing the others; `--from-jsonl` merges the rows of one draw.
     """
     import torch
 
@@ -111,10 +114,12 @@ def check_main(name: str, doc: str, run_draw: Callable[[str, ImageSet, ImageSet,
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     ap.add_argument("--out", type=Path, help="append one JSON row per draw here")
     ap.add_argument("--from-jsonl", type=Path, nargs="+", help="write the results files from saved rows")
+    if arms:
+        ap.add_argument("--arms", nargs="+", choices=list(arms), default=list(arms), help="compute only these arms")
     args = ap.parse_args()
     if args.from_jsonl:
-        rows = sorted(({"data": args.data, **json.loads(line)} for p in args.from_jsonl
-                       for line in p.read_text().splitlines() if line.strip()), key=lambda r: (r["n"], r["seed"]))
+        rows = merge_rows({"data": args.data, **json.loads(line)} for p in args.from_jsonl
+                          for line in p.read_text().splitlines() if line.strip())
         stem = RESULTS / f"{name}_{args.data}"
         command = (f"python benchmarks/{name}.py --data {args.data} --ns {' '.join(str(n) for n in sorted({r['n'] for r in rows}))}"
                    f" --seeds {' '.join(str(s) for s in sorted({r['seed'] for r in rows}))}")
@@ -126,11 +131,26 @@ def check_main(name: str, doc: str, run_draw: Callable[[str, ImageSet, ImageSet,
     dev, rest = dev_split(args.data)  # once: the split is fixed, every draw reads the same dev images
     for n in args.ns:
         for seed in args.seeds:
-            row = run_draw(args.data, dev, rest, n, seed)
+            row = run_draw(args.data, dev, rest, n, seed, **({"arms": tuple(args.arms)} if arms else {}))
             print(json.dumps(row), flush=True)
             if args.out:
                 with args.out.open("a") as f:
                     f.write(json.dumps(row) + "\n")
+
+
+def merge_rows(rows: Iterable[dict]) -> list[dict]:
+    """One row per draw (n, seed), sorted: rows of the same draw from several runs (different arms) merged,
+    their seconds added."""
+    merged: dict[tuple[int, int], dict] = {}
+    for r in rows:
+        key = (r["n"], r["seed"])
+        if key in merged:
+            sec = merged[key].get("sec", 0.0) + r.get("sec", 0.0)
+            merged[key].update(r)
+            merged[key]["sec"] = round(sec, 1)
+        else:
+            merged[key] = dict(r)
+    return [merged[k] for k in sorted(merged)]
 
 
 def draw_table(rows: list[dict], command: str, title: str, arms: Sequence[str],

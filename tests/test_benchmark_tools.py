@@ -35,6 +35,15 @@ def test_dev_split_partitions_the_pool_and_never_holds_a_test_image():
     assert list(again.ids) == list(dev.ids)
 
 
+def test_rows_of_one_draw_from_runs_of_different_arms_merge_into_one():
+    """A check's arm added later runs on the same draws (`--arms`); its rows join the earlier ones per (n, seed)."""
+    first = [{"n": 5, "seed": 1, "x4": 0.7, "sec": 10.0}, {"n": 5, "seed": 0, "x4": 0.6, "sec": 12.0}]
+    later = [{"n": 5, "seed": 0, "x4_mixup": 0.65, "sec": 3.0}]
+    rows = dev_split.merge_rows(first + later)
+    assert rows == [{"n": 5, "seed": 0, "x4": 0.6, "x4_mixup": 0.65, "sec": 15.0},
+                    {"n": 5, "seed": 1, "x4": 0.7, "sec": 10.0}]
+
+
 @pytest.fixture(scope="module")
 def export(tmp_path_factory):
     out = tmp_path_factory.mktemp("glyphs")
