@@ -515,6 +515,11 @@ def test_auto_default_ls_arm_measures_the_default_policies_recommend_ships():
     assert {k: (v, longer[k]) for k, v in full.items() if longer[k] != v} == {
         "default_policy": (list(smoothed), list(shipped))}  # the arm that measured recommend's
     assert preset(longer["default_policy"][0]).steps_scale == 4.0
+    # auto_default_settled is auto_default_x4 with settle_default, as recommend ships it
+    settled = OmegaConf.to_container(base.arms["auto_default_settled"], resolve=True)
+    assert {k: (v, settled[k]) for k, v in longer.items() if settled[k] != v} == {"settle_default": (False, True)}
+    assert search_settings(arm_params("auto_default_settled", settled), TrainConfig())["settle_default"] is True
+    assert recommend.settle_default is True
     # auto_pool_default is auto_gate (recommend with a pool) plus what default_policy_with_pool turns on
     pooled = OmegaConf.to_container(base.arms["auto_pool_default"], resolve=True)
     assert {k: (v, pooled[k]) for k, v in gate.items() if pooled[k] != v} == {

@@ -312,3 +312,33 @@ def test_a_longer_default_keeps_its_length_under_batch_mixing_and_leaves_it_to_s
     assert by_stage["augmentation"] == longer and longer.name == f"{quiet.name}+ls0.1+x2"
     assert by_stage["batch_mix"].steps_scale == 2.0 and by_stage["batch_mix"].batch_mix == "mixup"
     assert by_stage["semi"].steps_scale == 1.0 and by_stage["semi"].smoothing == 0.1
+
+
+def test_once_a_default_is_adopted_settle_default_runs_no_other_policy_without_a_pool(small, digits_splits):
+    """The default route adopts a harmless default whatever the other policies score, so with `settle_default`
+    they are not run (listed as not needed, not as cut by the budget): same answer and same evidence for what
+    ran, fewer trials. A harmful first default is not settled on: its fallback runs next. With a pool the
+    runner-up policy is the pseudo-label source's second base, so every policy still runs."""
+    from synth.commands.recommend import budget_cuts, summary
+    from synth.recipe.search import SETTLED
+
+    quiet, other = BLANK.with_prob(1e-9), AugPolicy("blank2", BLANK.ops, working_size=16)
+    space = SearchSpace(**{**NO_LEVERS, "extra_policies": (BLANK, other, quiet)})
+    kw = dict(budget=SearchBudget(None, None), k_folds=3, space=space, train_cfg=SMALL_TRAIN, progress=False,
+              default_policy=quiet.name, prune_default=False)
+    full, settled = (search_recipe(small, None, settle_default=s, **kw) for s in (False, True))
+    assert [t.recipe.policy.name for t in settled.trials] == ["none", quiet.name]
+    assert len(full.trials) == 4 and settled.recipe == full.recipe and settled.recipe.policy == quiet
+    assert [t.brier.tolist() for t in settled.trials] == [t.brier.tolist() for t in full.trials[:2]]
+    assert [(k.stage, k.recipe.policy.name, k.why) for k in settled.unneeded] == [
+        ("augmentation", "blank", SETTLED), ("augmentation", "blank2", SETTLED)]
+    assert settled.skipped == [] and budget_cuts(settled) == {} and full.unneeded == []
+    assert "1 tried, 2 not needed after it)" in summary(settled) and "cut by the compute budget" not in summary(settled)
+    assert settled.to_dict()["unneeded"] == [str(k) for k in settled.unneeded] and "unneeded" not in full.to_dict()
+    # a harmful first default settles nothing: its fallback (quiet) is asked next, then the rest is not needed
+    chain = search_recipe(small, None, settle_default=True, **{**kw, "default_policy": ["blank", quiet.name]})
+    assert [t.recipe.policy.name for t in chain.trials] == ["none", "blank", quiet.name]
+    assert chain.recipe.policy == quiet and [k.recipe.policy.name for k in chain.unneeded] == ["blank2"]
+    # with a pool every policy runs
+    pooled = search_recipe(small, digits_splits.unlabelled.subset(np.arange(50)), settle_default=True, **kw)
+    assert len(pooled.trials) == 4 and pooled.unneeded == []

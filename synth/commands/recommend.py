@@ -102,8 +102,9 @@ def summary(result: RecipeResult) -> str:
             continue
         verdict = ("adopted" + _ROUTE_WORDS.get(rec.get("route"), "") if rec["adopted"] else "not adopted")
         acc = f"[{100 * rec['acc_gain']:+.1f} +- {100 * rec['acc_gain_se']:.1f}]" if "acc_gain" in rec else ""
+        unneeded = sum(k.stage == lever for k in result.unneeded)
         lines.append(f"  {lever:<13} {rec['gain']:+.4f} +- {rec['gain_se']:.4f} {acc}  best: {rec['best']}"
-                     f"  ({verdict}, {rec['tried']} tried)")
+                     f"  ({verdict}, {rec['tried']} tried" + (f", {unneeded} not needed after it" if unneeded else "") + ")")
     if cuts:
         names = [name for stage in cuts.values() for name in stage]
         trials, seconds = budget_to_score(result)
@@ -172,6 +173,7 @@ def run(cfg: DictConfig) -> RecipeResult:
             semi_min_precision=_optional_float(search.get("semi_min_precision")),
             default_policy=_default_policy(search, pool),
             batch_mix_metric=search.get("batch_mix_metric"), prune_default=bool(search.get("prune_default", False)),
+            settle_default=bool(search.get("settle_default", False)),
         )
     overrides = f"data={cfg.data.name} budget.n_per_class={cfg.budget.n_per_class} seed={cfg.seed}"
     run_info = {"data": cfg.data.name, "n_labelled": len(splits.labelled), "n_unlabelled": 0 if pool is None else len(pool),

@@ -40,7 +40,7 @@ SEARCH_KEYS: tuple[str, ...] = (
     "k_folds", "repeats", "metric", "min_gain", "z", "max_trials", "max_seconds", "presets", "aug_probs",
     "n_random_policies", "sources", "shares", "filter_quantiles", "pl_thresholds", "ssl", "max_unlabelled",
     "search_train", "source_configs", "semi", "semi_min_precision", "default_policy", "batch_mixes",
-    "batch_mix_metric", "prune_default",
+    "batch_mix_metric", "prune_default", "settle_default",
 )
 
 
@@ -84,7 +84,7 @@ def search_settings(p: Mapping[str, Any], train: TrainConfig) -> dict[str, Any]:
             "semi_min_precision": None if p["semi_min_precision"] is None else float(p["semi_min_precision"]),
             "default_policy": default_names(p["default_policy"]) or None,
             "batch_mix_metric": None if p["batch_mix_metric"] is None else str(p["batch_mix_metric"]),
-            "prune_default": bool(p["prune_default"])}
+            "prune_default": bool(p["prune_default"]), "settle_default": bool(p["settle_default"])}
 
 
 def arm_auto(data, budget: Any, seed: int, cfg) -> Any:

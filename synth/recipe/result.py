@@ -72,7 +72,7 @@ class SearchSpace:
 
 @dataclass(frozen=True)
 class Skip:
-    """A candidate the compute budget kept from starting: its stage, recipe and why.
+    """A candidate that was not run: its stage, recipe and why (the compute budget, or not needed).
 
     Structured, so a reader (`synth recommend`'s summary) takes the stage and the recipe from here
     instead of parsing them back out of a sentence; `str()` is the line recipe.json records.
@@ -105,6 +105,9 @@ class RecipeResult:
     metric: str = "accuracy"
     repeats: int = 1
     test_train_ratio: float | None = None
+    #: candidates not run because their stage was decided without them (`search_recipe(settle_default=True)`);
+    #: unlike `skipped`, no budget would have changed the answer by scoring them
+    unneeded: list[Skip] = field(default_factory=list)
 
     def gain(self, trial: Trial, metric: str | None = None) -> tuple[float, float]:
         """Paired gain of `trial` over real only in `metric` (default: the decision metric)."""
@@ -141,4 +144,5 @@ class RecipeResult:
             "k_folds": self.k_folds, "seed": self.seed, "train": vars(self.train_cfg),
             "candidates": [t.to_dict(base, self.metric, self.test_train_ratio) for t in self.trials],
             "skipped": [str(k) for k in self.skipped],
+            **({"unneeded": [str(k) for k in self.unneeded]} if self.unneeded else {}),
         }

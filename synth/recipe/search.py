@@ -55,6 +55,8 @@ GATE_REASON = "consistency training adopted by the precision gate"
 DEFAULT_REASON = "default augmentation policy adopted: CV shows no harm"
 #: note on a trial the wall-clock budget stopped between folds (incomplete: it counts for nothing)
 BUDGET_STOP = "stopped: compute budget spent mid-trial"
+#: why an augmentation candidate was not run once a default policy had been adopted (`settle_default`)
+SETTLED = "not needed: a default policy was adopted on no-harm evidence, so no other policy's score could change the answer"
 LEVERS = ("augmentation", "batch_mix", "semi", "source", "mix", "ssl")
 
 
@@ -63,7 +65,7 @@ class _Search:
 
     def __init__(self, labelled, unlabelled, folds, seed, ctx, budget, progress, prune_margin=0.05,
                  metric="accuracy", test_train_ratio=None, z=1.0, semi_min_precision=None, default_policy=None,
-                 prune_default=False):
+                 prune_default=False, settle_default=False):
         # a fold of f images moves accuracy in 1/f steps: at 2 labels per class (7-image folds) a
         # flat 5-point margin pruned every augmentation after one unlucky image, so the margin is
         # at least 3 images' worth of the smallest fold
@@ -71,9 +73,9 @@ class _Search:
         prune_margin = max(prune_margin, 3.0 / max(smallest, 1))
         self.prune_margin, self.metric, self.ratio, self.z = prune_margin, metric, test_train_ratio, z
         self.semi_min_precision, self.default_policy = semi_min_precision, default_policy
-        self.prune_default = prune_default
+        self.prune_default, self.settle_default = prune_default, settle_default
         self.labelled, self.unlabelled, self.folds, self.seed, self.ctx = labelled, unlabelled, folds, seed, ctx
-        self.budget, self.started, self.trials, self.skipped = budget, time.perf_counter(), [], []
+        self.budget, self.started, self.trials, self.skipped, self.unneeded = budget, time.perf_counter(), [], [], []
         self.pricer = TrialPricer(labelled, unlabelled, folds, seed, ctx)
         self.bar = tqdm(desc="recipe search", unit="trial", disable=not progress, leave=False)
 
@@ -152,8 +154,13 @@ class _Search:
 
         `metric`: this stage's decision metric when it is not the search's (the batch-mix stage's)."""
         metric = metric or self.metric
-        ran = [t for t in (self.run(r, name, against=None if self.unpruned(name, r) else incumbent) for r in recipes)
-               if t is not None]
+        ran: list[Trial] = []
+        for i, r in enumerate(recipes):
+            trial = self.run(r, name, against=None if self.unpruned(name, r) else incumbent)
+            ran += [trial] if trial is not None else []
+            if name == "augmentation" and self.settled(ran, incumbent):
+                self.unneeded += [Skip(name, rest, SETTLED) for rest in recipes[i + 1:]]
+                break
         done = [t for t in ran if t.complete]
         if not done:
             return incumbent, {"tried": 0, "pruned": len(ran), "adopted": False, "gain": 0.0, "route": None}
@@ -183,6 +190,20 @@ class _Search:
         """
         return (not self.prune_default and stage == "augmentation"
                 and recipe.policy.name in default_names(self.default_policy))
+
+    def settled(self, ran: Sequence[Trial], incumbent: Trial) -> bool:
+        """Whether the augmentation stage's answer is decided before its other candidates run (`settle_default`).
+
+        Why: a default policy adopted on no-harm evidence is adopted "whatever the other policies score", and
+        without a pool nothing else reads their scores (with one, the runner-up is the pseudo-label source's
+        second base), so running them only spent budget: on Fashion-MNIST at 20 labels per class the x4
+        default's folds took 258-271 s of the 600 s and the three policies after it left the batch-mix trial
+        "would not finish within the compute budget" (docs/recipe.md). Defaults run first, in order, so the
+        answer is settled as soon as one of them has run to the end and shows no harm.
+        """
+        if not self.settle_default or (self.unlabelled is not None and len(self.unlabelled)):
+            return False
+        return self.default_route([t for t in ran if t.complete], incumbent) is not None
 
     def default_route(self, done: Sequence[Trial], incumbent: Trial) -> Trial | None:
         """The first default augmentation policy whose trial ran to the end and whose CV shows no harm.
@@ -265,6 +286,7 @@ def search_recipe(
     default_policy: str | Sequence[str] | None = None,
     batch_mix_metric: str | None = None,
     prune_default: bool = False,
+    settle_default: bool = False,
 ) -> RecipeResult:
     """Search the lever space by k-fold CV inside `labelled`; the test set is never seen.
 
@@ -290,6 +312,9 @@ def search_recipe(
             (`evidence.tempered_brier`); on the dev splits it decided as "brier" did (docs/recipe.md).
         prune_default: True: a default policy's trial is pruned after a fold like any other (the
             harness's earlier `auto` arms); False: it runs every fold (`_Search.unpruned`).
+        settle_default: True: without a pool, once a default policy is adopted the other policy candidates
+            are not run (listed in `RecipeResult.unneeded`): their scores cannot change the answer
+            (`_Search.settled`); the budget goes to the stages after it.
     """
     from generators.registry import available
 
@@ -312,7 +337,8 @@ def search_recipe(
         return _real_only(problem, k_folds, seed, ctx, started)
     folds, ratio = make_folds(labelled, k_folds, seed, repeats)
     s = _Search(labelled, unlabelled, folds, seed, ctx, budget, progress, metric=metric, test_train_ratio=ratio, z=z,
-                semi_min_precision=semi_min_precision, default_policy=default_policy, prune_default=prune_default)
+                semi_min_precision=semi_min_precision, default_policy=default_policy, prune_default=prune_default,
+                settle_default=settle_default)
     nothing = s.run(Recipe(), "baseline", force=True)
     contributions: dict[str, dict[str, Any]] = {}
     inc, contributions["augmentation"] = s.stage("augmentation", nothing, policies, min_gain)
@@ -357,7 +383,7 @@ def search_recipe(
                   f"{g['min_precision']}) and CV shows no harm; " + reason.replace("beats real only: ", "vs real only: "))
     return RecipeResult(inc.recipe, s.trials, contributions, time.perf_counter() - started, k_folds, seed,
                         ctx.train_cfg, reason=reason,
-                        skipped=s.skipped, metric=metric, repeats=repeats, test_train_ratio=ratio)
+                        skipped=s.skipped, metric=metric, repeats=repeats, test_train_ratio=ratio, unneeded=s.unneeded)
 
 
 def _reason(inc: Trial, nothing: Trial, metric: str, ratio: float | None, k: int, repeats: int) -> str:
