@@ -75,6 +75,7 @@ class _Search:
         self.semi_min_precision, self.default_policy = semi_min_precision, default_policy
         self.prune_default, self.settle_default = prune_default, settle_default
         self.labelled, self.unlabelled, self.folds, self.seed, self.ctx = labelled, unlabelled, folds, seed, ctx
+        self.has_pool = unlabelled is not None and len(unlabelled) > 0
         self.budget, self.started, self.trials, self.skipped, self.unneeded = budget, time.perf_counter(), [], [], []
         self.pricer = TrialPricer(labelled, unlabelled, folds, seed, ctx)
         self.bar = tqdm(desc="recipe search", unit="trial", disable=not progress, leave=False)
@@ -201,7 +202,7 @@ class _Search:
         "would not finish within the compute budget" (docs/recipe.md). Defaults run first, in order, so the
         answer is settled as soon as one of them has run to the end and shows no harm.
         """
-        if not self.settle_default or (self.unlabelled is not None and len(self.unlabelled)):
+        if not self.settle_default or self.has_pool:
             return False
         return self.default_route([t for t in ran if t.complete], incumbent) is not None
 
@@ -345,20 +346,19 @@ def search_recipe(
     if space.batch_mixes:
         inc, contributions["batch_mix"] = s.stage("batch_mix", inc, batch_mix_recipes(space, inc.recipe), min_gain,
                                                   batch_mix_metric)
-    has_pool = unlabelled is not None and len(unlabelled) > 0
-    if space.semi and has_pool:  # before sources: when adopted it replaces them
+    if space.semi and s.has_pool:  # before sources: when adopted it replaces them
         # consistency training has its own length (semi.steps), so the policy joins it without its `+x` scale
         semis = [Recipe(policy=inc.recipe.policy.with_steps(1.0), semi=c) for c in space.semi]
         inc, contributions["semi"] = s.stage("semi", inc, semis, min_gain)
     bases = [inc.recipe] if inc.recipe.semi is None else []
     runner_up = _best_policy(s.trials, "augmentation", inc, metric)
-    if runner_up is not None and has_pool:  # pseudo-labels gain most with an augmented teacher
+    if runner_up is not None and s.has_pool:  # pseudo-labels gain most with an augmented teacher
         bases.append(runner_up.recipe)
-    srcs = source_recipes(space, bases, has_pool, available())
+    srcs = source_recipes(space, bases, s.has_pool, available())
     inc, contributions["source"] = s.stage("source", inc, srcs, min_gain)
     inc, contributions["mix"] = s.stage("mix", inc, mix_recipes(space, inc.recipe), min_gain)
-    ssl_ok = space.ssl if space.ssl is not None else (has_pool and _ssl_module_available())
-    if ssl_ok and has_pool:
+    ssl_ok = space.ssl if space.ssl is not None else (s.has_pool and _ssl_module_available())
+    if ssl_ok and s.has_pool:
         inc, contributions["ssl"] = s.stage("ssl", inc, [inc.recipe.with_(ssl=True)], min_gain)
     gated = inc.recipe.semi is not None and contributions.get("semi", {}).get("route") == "precision gate"
     defaulted = contributions["augmentation"].get("route") == "default policy" and not gated
