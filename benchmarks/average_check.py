@@ -38,8 +38,8 @@ from synth.training import (
     make_model,
     optimizer,
     predict_proba,
-    real_batches,
     train_classifier,
+    training_batches,
 )
 
 ARMS = ("real", "x4", "x4_ema998", "x4_ema999", "x4_swa")
@@ -54,7 +54,7 @@ def averaged_runs(labelled: ImageSet, seed: int) -> dict[str, torch.nn.Module]:
     with torch.random.fork_rng(devices=[]):
         model = make_model(labelled, cfg, seed)
         torch.manual_seed(seed)
-        batches = real_batches(labelled, min(cfg.batch_size, len(labelled)), rng_for(seed, 11), augment)
+        batches = training_batches(labelled, cfg, seed, augment)
         mix_rng = rng_for(seed, MIX_STREAM)
         avgs = {f"x4_ema{str(d)[2:]}": AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(d), use_buffers=True)
                 for d in (0.998, 0.999)}

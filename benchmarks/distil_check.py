@@ -39,7 +39,7 @@ from synth.data import ImageSet, draw_budget
 from synth.recipe import Recipe, preset, train_with
 from synth.regularisers import BatchMix
 from synth.seeding import rng_for
-from synth.training import MIX_STREAM, TrainConfig, accuracy, make_model, optimizer, real_batches
+from synth.training import MIX_STREAM, TrainConfig, accuracy, make_model, optimizer, training_batches
 
 ARMS = ("x4", "kd", "kd_mix", "x4_mixup")
 POLICY, MIXUP = "strong@p0.5+ls0.1+x4", "strong@p0.5+mixup+ls0.1+x4"
@@ -53,7 +53,7 @@ def distil(teacher: nn.Module, labelled: ImageSet, cfg: TrainConfig, seed: int, 
     with torch.random.fork_rng(devices=[]):
         student = make_model(labelled, cfg, seed)
         torch.manual_seed(seed)
-        batches = real_batches(labelled, min(cfg.batch_size, len(labelled)), rng_for(seed, 11), policy.build())
+        batches = training_batches(labelled, cfg, seed, policy.build())
         mixer, rng = BatchMix("mixup"), rng_for(seed, MIX_STREAM)
         opt, sched = optimizer(student, cfg, cfg.steps)
         student.train()

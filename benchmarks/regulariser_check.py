@@ -36,7 +36,7 @@ from dev_split import check_main, draw_table
 from synth.data import ImageSet, draw_budget
 from synth.recipe import preset
 from synth.seeding import rng_for
-from synth.training import TrainConfig, make_model, optimizer, predict_proba, real_batches
+from synth.training import MIX_STREAM, TrainConfig, make_model, optimizer, predict_proba, training_batches
 
 ARMS = ("real", "sp5", "sp5_mixup02", "sp5_mixup1", "sp5_cutmix", "sp5_ls01")
 #: a loss on one batch: (model, x, y, rng) -> scalar
@@ -81,8 +81,8 @@ def train(labelled: ImageSet, seed: int, augment, loss: Loss) -> torch.nn.Module
     with torch.random.fork_rng(devices=[]):
         model = make_model(labelled, cfg, seed)
         torch.manual_seed(seed)
-        batches = real_batches(labelled, min(cfg.batch_size, len(labelled)), rng_for(seed, 11), augment)
-        rng, (opt, sched) = rng_for(seed, 12), optimizer(model, cfg, cfg.steps)
+        batches = training_batches(labelled, cfg, seed, augment)
+        rng, (opt, sched) = rng_for(seed, MIX_STREAM), optimizer(model, cfg, cfg.steps)
         model.train()
         for _ in range(cfg.steps):
             x, y = next(batches)

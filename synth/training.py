@@ -23,8 +23,8 @@ from synth.regularisers import PLAIN, Regularisers
 from synth.seeding import rng_for
 
 Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
-#: rng stream of the batch-mix draws (batches draw from stream 11)
-MIX_STREAM = 12
+#: rng streams of the batch draws (`training_batches`) and of the batch-mix draws
+BATCH_STREAM, MIX_STREAM = 11, 12
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -129,6 +129,23 @@ def fit(
     return model
 
 
+def training_batches(
+    data: ImageSet,
+    cfg: TrainConfig,
+    seed: int,
+    augment: Augment | None = None,
+    synthetic: ImageSet | None = None,
+    synthetic_share: float = 0.0,
+    *,
+    mix: Mapping[str, Any] | None = None,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The batches `train_classifier` draws for `(data, cfg, seed)`: a check that writes its own loop (a
+    distillation loss, weight averaging) calls this to train on exactly the draws the shipped trainer sees.
+    Without synthetic images the batch shrinks to the labelled set's size."""
+    batch_size = cfg.batch_size if synthetic is not None else min(cfg.batch_size, len(data))
+    return real_batches(data, batch_size, rng_for(seed, BATCH_STREAM), augment, synthetic, synthetic_share, mix=mix)
+
+
 def train_classifier(
     data: ImageSet,
     cfg: TrainConfig | None = None,
@@ -158,8 +175,7 @@ def train_classifier(
     with torch.random.fork_rng(devices=[]):
         model = model if model is not None else make_model(data, cfg, seed)
         torch.manual_seed(seed)
-        batch_size = cfg.batch_size if synthetic is not None else min(cfg.batch_size, len(data))
-        batches = real_batches(data, batch_size, rng_for(seed, 11), augment, synthetic, synthetic_share, mix=mix)
+        batches = training_batches(data, cfg, seed, augment, synthetic, synthetic_share, mix=mix)
         return fit(model, batches, cfg, regularise, rng_for(seed, MIX_STREAM))
 
 

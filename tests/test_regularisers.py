@@ -185,3 +185,21 @@ def test_a_policy_s_steps_scale_trains_that_many_times_the_steps(tiny_labelled):
     direct = train_classifier(tiny_labelled, replace(TINY, steps=2 * TINY.steps), seed=0)
     np.testing.assert_array_equal(weights(via_recipe), weights(direct))
     assert not np.array_equal(weights(via_recipe), weights(train_classifier(tiny_labelled, TINY, seed=0)))
+
+
+def test_a_loop_of_its_own_on_training_batches_trains_what_train_classifier_trains(tiny_labelled):
+    """Dev checks that need their own loss (distillation, weight averaging) draw from `training_batches`: the
+    same model, seed and loop as `train_classifier` must give the same weights, so their baseline is the shipped one."""
+    from synth.seeding import rng_for
+    from synth.training import MIX_STREAM, fit, make_model, training_batches
+
+    cfg, policy = TrainConfig(steps=6, width=4, hidden=8), preset("strong@p0.5+ls0.1")
+    shipped = train_classifier(tiny_labelled, cfg, seed=3, augment=policy.build(), regularise=policy.regularisers())
+    with torch.random.fork_rng(devices=[]):
+        model = make_model(tiny_labelled, cfg, 3)
+        torch.manual_seed(3)
+        own = fit(model, training_batches(tiny_labelled, cfg, 3, policy.build()), cfg, policy.regularisers(),
+                  rng_for(3, MIX_STREAM))
+    assert np.array_equal(weights(own), weights(shipped))
+    other = training_batches(tiny_labelled, cfg, 4, policy.build())
+    assert not torch.equal(next(other)[0], next(training_batches(tiny_labelled, cfg, 3, policy.build()))[0])
