@@ -26,7 +26,9 @@ log = logging.getLogger("synth.recommend")
 _POOL_STREAM = 41
 
 
-def _pool(cfg: DictConfig, unlabelled: ImageSet) -> ImageSet | None:
+def search_pool(cfg: DictConfig, unlabelled: ImageSet) -> ImageSet | None:
+    """The pool the search may read: none when `use_unlabelled` is off, else a seeded subset of at most
+    `max_unlabelled` images (pseudo-labelling, SSL and consistency training scale with it)."""
     if not cfg.use_unlabelled or len(unlabelled) == 0:
         return None
     cap = cfg.get("max_unlabelled")
@@ -154,7 +156,7 @@ def run(cfg: DictConfig) -> RecipeResult:
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     _, splits = load_splits(cfg)  # the test split is loaded by the source but never passed on
-    pool = _pool(cfg, splits.unlabelled)
+    pool = search_pool(cfg, splits.unlabelled)
     search = cfg.search
     train_cfg = TrainConfig(**OmegaConf.to_container(cfg.train))
     if cfg.get("recipe"):
@@ -163,18 +165,8 @@ def run(cfg: DictConfig) -> RecipeResult:
                                   train_cfg=train_cfg, min_gain=float(search.min_gain), metric=str(search.metric),
                                   repeats=int(search.repeats))
     else:
-        if int(search.k_folds) < 2:
-            raise ConfigError(f"search.k_folds must be >= 2, got {search.k_folds}")
-        result = search_recipe(
-            splits.labelled, pool, budget=SearchBudget(search.max_trials, search.max_seconds), seed=int(cfg.seed),
-            k_folds=int(search.k_folds), space=_space(search, pool), train_cfg=train_cfg,
-            min_gain=float(search.min_gain), progress=bool(cfg.progress), metric=str(search.metric),
-            repeats=int(search.repeats), z=float(search.get("z", 1.0)),
-            semi_min_precision=_optional_float(search.get("semi_min_precision")),
-            default_policy=_default_policy(search, pool),
-            batch_mix_metric=search.get("batch_mix_metric"), prune_default=bool(search.get("prune_default", False)),
-            settle_default=bool(search.get("settle_default", False)),
-        )
+        result = search_recipe(splits.labelled, pool, seed=int(cfg.seed), train_cfg=train_cfg,
+                               progress=bool(cfg.progress), **search_settings(search, pool))
     overrides = f"data={cfg.data.name} budget.n_per_class={cfg.budget.n_per_class} seed={cfg.seed}"
     run_info = {"data": cfg.data.name, "n_labelled": len(splits.labelled), "n_unlabelled": 0 if pool is None else len(pool),
                 "overrides": overrides}
@@ -182,6 +174,23 @@ def run(cfg: DictConfig) -> RecipeResult:
     print(summary(result))
     print(f"report:       {paths['png']}  (evidence {paths['json'].name}, rerunnable {paths['yaml'].name})")
     return result
+
+
+def search_settings(search: DictConfig, pool: ImageSet | None) -> dict:
+    """`search_recipe`'s keyword arguments (all but the data, seed, trainer and progress) from
+    conf/recommend.yaml's `search` section and whether a pool is given: the one reading of that section, which
+    `run` and the design checks that ask what recommend would choose (benchmarks/) share."""
+    if int(search.k_folds) < 2:
+        raise ConfigError(f"search.k_folds must be >= 2, got {search.k_folds}")
+    return {
+        "budget": SearchBudget(search.max_trials, search.max_seconds), "k_folds": int(search.k_folds),
+        "space": _space(search, pool), "min_gain": float(search.min_gain), "metric": str(search.metric),
+        "repeats": int(search.repeats), "z": float(search.get("z", 1.0)),
+        "semi_min_precision": _optional_float(search.get("semi_min_precision")),
+        "default_policy": _default_policy(search, pool), "batch_mix_metric": search.get("batch_mix_metric"),
+        "prune_default": bool(search.get("prune_default", False)),
+        "settle_default": bool(search.get("settle_default", False)),
+    }
 
 
 def _optional_float(value: object) -> float | None:
