@@ -61,8 +61,9 @@ def _aug_probs(search: DictConfig) -> tuple[float, ...]:
 
 def _measured_route(search: DictConfig, pool: ImageSet | None) -> bool:
     """Whether the default route (default policy, then batch mixes) applies: without a pool, or with one
-    when `default_policy_with_pool` is true. Why: both were measured without a pool; with one, the semi
-    stage builds on the chosen policy (and a batch mix would sit between the two, unmeasured)."""
+    when `default_policy_with_pool` is true. Why a switch: with a pool the semi stage builds on the chosen
+    policy and must beat it, so the route changes what consistency training is held to; off, as measured
+    (conf/recommend.yaml, benchmarks/results/pool_route_check_*.md)."""
     return pool is None or bool(search.get("default_policy_with_pool", False))
 
 
