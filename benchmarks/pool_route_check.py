@@ -27,6 +27,7 @@ Run with nothing else on the machine: the budget is wall-clock, so load changes 
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 from dev_split import REPO, check_main, draw_table
 from omegaconf import OmegaConf
@@ -74,9 +75,7 @@ def markdown(rows: list[dict], command: str) -> str:
 
 def _cut(skipped: list[str]) -> str:
     """'; cut: 2 semi, 1 batch_mix' from the search's skip lines ('<stage>: <candidate> (<why>)')."""
-    stages: dict[str, int] = {}
-    for line in skipped:
-        stages[line.split(":")[0]] = stages.get(line.split(":")[0], 0) + 1
+    stages = Counter(line.split(":")[0] for line in skipped)
     return "; cut: " + ", ".join(f"{k} {v}" for k, v in stages.items()) if stages else ""
 
 
