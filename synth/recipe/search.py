@@ -317,8 +317,6 @@ def search_recipe(
             are not run (listed in `RecipeResult.unneeded`): their scores cannot change the answer
             (`_Search.settled`); the budget goes to the stages after it.
     """
-    from generators.registry import available
-
     started = time.perf_counter()
     budget, space = budget or SearchBudget(), space or SearchSpace()
     ctx = TrainContext(train_cfg=train_cfg or default_search_train(), ssl_cfg=ssl_cfg)
@@ -327,13 +325,7 @@ def search_recipe(
         raise ConfigError(f"search.batch_mix_metric must be one of {METRICS} or null, got {batch_mix_metric!r}")
     if semi_min_precision is not None and not 0.0 <= semi_min_precision <= 1.0:
         raise ConfigError(f"search.semi_min_precision must be in [0, 1] or null, got {semi_min_precision}")
-    policies = policy_recipes(space, seed, max(32, labelled.image_shape[0]))
-    defaults = default_names(default_policy)
-    for name in defaults:
-        if name not in [r.policy.name for r in policies]:  # e.g. strong@p0.5+ls0.1: a candidate too
-            policies.append(Recipe(policy=named_policy(name, policies)))
-    # defaults first, in order: a spent budget skips the other candidates, not them
-    policies.sort(key=lambda r: defaults.index(r.policy.name) if r.policy.name in defaults else len(defaults))
+    policies = _policy_candidates(labelled, space, seed, default_policy)
     if problem is not None:
         return _real_only(problem, k_folds, seed, ctx, started)
     folds, ratio = make_folds(labelled, k_folds, seed, repeats)
@@ -341,6 +333,35 @@ def search_recipe(
                 semi_min_precision=semi_min_precision, default_policy=default_policy, prune_default=prune_default,
                 settle_default=settle_default)
     nothing = s.run(Recipe(), "baseline", force=True)
+    inc, contributions = _run_stages(s, nothing, space, policies, min_gain, batch_mix_metric)
+    inc, route, beats_nothing = _hold_to_nothing(s, inc, nothing, contributions, min_gain)
+    s.bar.close()
+    reason = _route_reason(route, contributions, beats_nothing, _reason(inc, nothing, metric, ratio, k_folds, repeats),
+                           inc.recipe)
+    return RecipeResult(inc.recipe, s.trials, contributions, time.perf_counter() - started, k_folds, seed,
+                        ctx.train_cfg, reason=reason,
+                        skipped=s.skipped, metric=metric, repeats=repeats, test_train_ratio=ratio, unneeded=s.unneeded)
+
+
+def _policy_candidates(labelled: ImageSet, space: SearchSpace, seed: int,
+                       default_policy: str | Sequence[str] | None) -> list[Recipe]:
+    """The augmentation stage's candidates, the default policies among them and first, in order: a spent
+    budget then skips the other candidates, not them."""
+    policies = policy_recipes(space, seed, max(32, labelled.image_shape[0]))
+    defaults = default_names(default_policy)
+    for name in defaults:
+        if name not in [r.policy.name for r in policies]:  # e.g. strong@p0.5+ls0.1: a candidate too
+            policies.append(Recipe(policy=named_policy(name, policies)))
+    policies.sort(key=lambda r: defaults.index(r.policy.name) if r.policy.name in defaults else len(defaults))
+    return policies
+
+
+def _run_stages(s: _Search, nothing: Trial, space: SearchSpace, policies: Sequence[Recipe], min_gain: float,
+                batch_mix_metric: str | None) -> tuple[Trial, dict[str, dict[str, Any]]]:
+    """The greedy stages in order, each against the incumbent the one before left: (final incumbent,
+    each stage's contribution)."""
+    from generators.registry import available
+
     contributions: dict[str, dict[str, Any]] = {}
     inc, contributions["augmentation"] = s.stage("augmentation", nothing, policies, min_gain)
     if space.batch_mixes:
@@ -351,7 +372,7 @@ def search_recipe(
         semis = [Recipe(policy=inc.recipe.policy.with_steps(1.0), semi=c) for c in space.semi]
         inc, contributions["semi"] = s.stage("semi", inc, semis, min_gain)
     bases = [inc.recipe] if inc.recipe.semi is None else []
-    runner_up = _best_policy(s.trials, "augmentation", inc, metric)
+    runner_up = _best_policy(s.trials, "augmentation", inc, s.metric)
     if runner_up is not None and s.has_pool:  # pseudo-labels gain most with an augmented teacher
         bases.append(runner_up.recipe)
     srcs = source_recipes(space, bases, s.has_pool, available())
@@ -360,30 +381,42 @@ def search_recipe(
     ssl_ok = space.ssl if space.ssl is not None else (s.has_pool and _ssl_module_available())
     if ssl_ok and s.has_pool:
         inc, contributions["ssl"] = s.stage("ssl", inc, [inc.recipe.with_(ssl=True)], min_gain)
+    return inc, contributions
+
+
+def _hold_to_nothing(s: _Search, inc: Trial, nothing: Trial, contributions: dict[str, dict[str, Any]],
+                     min_gain: float) -> tuple[Trial, str | None, bool]:
+    """Each step beat its predecessor, but the chain must beat "nothing" too; a chain adopted on no-harm
+    evidence (the precision gate or the default-policy route) is held to no harm against it instead.
+
+    Returns (the answer, the route it was adopted by: "gate", "default" or None, whether it beats nothing).
+    """
     gated = inc.recipe.semi is not None and contributions.get("semi", {}).get("route") == "precision gate"
     defaulted = contributions["augmentation"].get("route") == "default policy" and not gated
-    routed = gated or defaulted  # adopted on no-harm evidence, so the chain is held to no harm too
+    route = "gate" if gated else "default" if defaulted else None
     beats_nothing = inc is not nothing and s.beats(inc, nothing, min_gain)
-    if inc is not nothing and not (beats_nothing or (routed and no_harm(inc, nothing, metric, ratio, z))):
-        inc = nothing  # each step beat its predecessor, but the chain must beat "nothing" too
-        gated = defaulted = False
-    s.bar.close()
-    reason = _reason(inc, nothing, metric, ratio, k_folds, repeats)
-    if defaulted:
+    if inc is not nothing and not (beats_nothing or (route and no_harm(inc, nothing, s.metric, s.ratio, s.z))):
+        return nothing, None, False
+    return inc, route, beats_nothing
+
+
+def _route_reason(route: str | None, contributions: dict[str, dict[str, Any]], beats_nothing: bool, reason: str,
+                  recipe: Recipe) -> str:
+    """The summary's reason: the CV evidence against real only, prefixed by the route that adopted the
+    recipe (synth.bench.decisions reads the prefixes) and followed by a batch mix's own evidence."""
+    if route == "default":
         reason = f"{DEFAULT_REASON} ({contributions['augmentation']['default']}); " + (
             reason if beats_nothing else reason.replace("beats real only: ", "vs real only: "))
     mixed = contributions.get("batch_mix", {})
-    if mixed.get("adopted") and inc.recipe.policy.batch_mix is not None:
-        reason += (f"; {inc.recipe.policy.batch_mix} on top of the policy by the gain rule: {mixed['metric']} "
+    if mixed.get("adopted") and recipe.policy.batch_mix is not None:
+        reason += (f"; {recipe.policy.batch_mix} on top of the policy by the gain rule: {mixed['metric']} "
                    f"{mixed['gain']:+.4f} +- {mixed['gain_se']:.4f} over it")
-    if gated:
+    if route == "gate":
         g = contributions["semi"]["gate"]
         reason = (f"{GATE_REASON}: {g['correct']} of {g['kept']} held-out "
                   f"predictions at confidence >= {g['threshold']} were right (Wilson lower bound {g['lower']:.3f} >= "
                   f"{g['min_precision']}) and CV shows no harm; " + reason.replace("beats real only: ", "vs real only: "))
-    return RecipeResult(inc.recipe, s.trials, contributions, time.perf_counter() - started, k_folds, seed,
-                        ctx.train_cfg, reason=reason,
-                        skipped=s.skipped, metric=metric, repeats=repeats, test_train_ratio=ratio, unneeded=s.unneeded)
+    return reason
 
 
 def _reason(inc: Trial, nothing: Trial, metric: str, ratio: float | None, k: int, repeats: int) -> str:
