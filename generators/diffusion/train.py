@@ -90,14 +90,7 @@ def train_unet(
     ema = copy.deepcopy(unet).requires_grad_(False)
     opt = torch.optim.AdamW(unet.parameters(), lr=settings.lr, weight_decay=0.0)
     selection = Selection(settings.min_novelty)
-    meta: dict[str, Any] = {"step": 0, "curve": [], "losses": [], "stopped": False}
-    if ckpt.has_state(settings.work_dir):
-        meta = ckpt.load_state(settings.work_dir, unet, ema, opt)
-        selected = ckpt.load_selected(settings.work_dir)
-        if selected is not None:
-            selection.state, selection.step, selection.novelty = selected, meta["selected_step"], meta["selected_novelty"]
-        selection.below = meta.get("below", 0)
-        log.info("resuming diffusion training from step %d in %s", meta["step"], settings.work_dir)
+    meta = _resume(settings.work_dir, unet, ema, opt, selection)
     start_step = int(meta["step"])
     # every rank trains, evaluates and decides identically; only the main one writes files
     writer = settings.work_dir is not None and accelerator.is_main_process
@@ -122,10 +115,32 @@ def train_unet(
             meta.update(below=selection.below, selected_step=selection.step, selected_novelty=selection.novelty)
             ckpt.save_state(settings.work_dir, accelerator.unwrap_model(model), ema, opt, meta)
     bar.close()
+    return _outcome(ema, selection, monitor, meta, start_step)
+
+
+def _resume(work_dir: Path | None, unet: UNet2DModel, ema: UNet2DModel, opt: torch.optim.Optimizer,
+            selection: Selection) -> dict[str, Any]:
+    """The run's progress: fresh, or read back from `work_dir` after a kill (weights, EMA, optimiser and the
+    novelty selection restored in place), so a resumed run continues the same step sequence."""
+    if not ckpt.has_state(work_dir):
+        return {"step": 0, "curve": [], "losses": [], "stopped": False}
+    meta = ckpt.load_state(work_dir, unet, ema, opt)
+    selected = ckpt.load_selected(work_dir)
+    if selected is not None:
+        selection.state, selection.step, selection.novelty = selected, meta["selected_step"], meta["selected_novelty"]
+    selection.below = meta.get("below", 0)
+    log.info("resuming diffusion training from step %d in %s", meta["step"], work_dir)
+    return meta
+
+
+def _outcome(ema: UNet2DModel, selection: Selection, monitor: NoveltyMonitor | None, meta: dict[str, Any],
+             start_step: int) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The weights to sample with (the novelty-selected EMA state when selection is on and found one, else the
+    final EMA) and the fit facts the checkpoint records."""
     final_step = int(meta["step"])
     use_selection = selection.min_novelty is not None and selection.state is not None
     weights = selection.state if use_selection else {k: v.detach().clone() for k, v in ema.state_dict().items()}
-    info = {
+    return weights, {
         "start_step": start_step,
         "steps": final_step,
         "stopped_early": bool(meta["stopped"]),
@@ -136,7 +151,6 @@ def train_unet(
         "novelty_curve": meta["curve"],
         "loss_curve": meta["losses"],
     }
-    return weights, info
 
 
 def _train_step(model, opt, accelerator, scheduler, x0, labels_t, null_class, settings, step) -> float:
