@@ -12,6 +12,7 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from omegaconf import OmegaConf
@@ -85,6 +86,21 @@ def recommend_semi() -> SemiConfig:
     """`synth recommend`'s first semi candidate, read from conf/recommend.yaml (search.semi[0]: weak light, aligned),
     which the consistency-training checks start from."""
     return semi_candidates(OmegaConf.load(REPO / "conf" / "recommend.yaml").search.semi)[0]
+
+
+def recommend_draw(rest: ImageSet, n: int, seed: int) -> tuple[ImageSet, ImageSet, Any]:
+    """A draw as `synth recommend` makes it: n labelled images per class from `rest`, the pool from the rest of it
+    (labels hidden, at most conf/recommend.yaml's `max_unlabelled`, by `search_pool`'s seeded stream), recommend's
+    final TrainConfig: what the checks that ask about recommend's own choices train on."""
+    from synth.commands.recommend import search_pool
+    from synth.data import draw_budget
+    from synth.training import TrainConfig
+
+    recommend = OmegaConf.load(REPO / "conf" / "recommend.yaml")
+    labelled, unlabelled = draw_budget(rest, n_per_class=n, seed=seed)  # unlabelled: labels hidden
+    pool = search_pool(OmegaConf.create({"use_unlabelled": True, "max_unlabelled": recommend.max_unlabelled,
+                                         "seed": seed}), unlabelled)
+    return labelled, pool, TrainConfig(**OmegaConf.to_container(recommend.train))
 
 
 def write_results(stem: Path, command: str, semi: SemiConfig, rows: list[dict], markdown: str) -> None:

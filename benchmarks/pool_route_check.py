@@ -29,23 +29,20 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-from dev_split import REPO, check_main, draw_table
+from dev_split import REPO, check_main, draw_table, recommend_draw
 from omegaconf import OmegaConf
 
-from synth.commands.recommend import search_pool, search_settings
-from synth.data import ImageSet, draw_budget
+from synth.commands.recommend import search_settings
+from synth.data import ImageSet
 from synth.recipe import search_recipe
-from synth.training import TrainConfig, accuracy, train_classifier
+from synth.training import accuracy, train_classifier
 
 ARMS = ("real", "gate", "route")
 RECOMMEND = OmegaConf.load(REPO / "conf" / "recommend.yaml")
 
 
 def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int, arms: tuple[str, ...] = ARMS) -> dict:
-    labelled, unlabelled = draw_budget(rest, n_per_class=n, seed=seed)  # unlabelled: labels hidden
-    pool = search_pool(OmegaConf.create({"use_unlabelled": True, "max_unlabelled": RECOMMEND.max_unlabelled,
-                                         "seed": seed}), unlabelled)
-    cfg = TrainConfig(**OmegaConf.to_container(RECOMMEND.train))
+    labelled, pool, cfg = recommend_draw(rest, n, seed)
     row, t0 = {"data": data, "n": n, "seed": seed}, time.perf_counter()
     if "real" in arms:
         row["real"] = accuracy(train_classifier(labelled, cfg, seed=seed), dev)

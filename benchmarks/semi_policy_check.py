@@ -21,18 +21,15 @@ from __future__ import annotations
 
 import time
 
-from dev_split import REPO, check_main, draw_table, recommend_semi
-from omegaconf import OmegaConf
+from dev_split import check_main, draw_table, recommend_draw, recommend_semi
 
-from synth.commands.recommend import search_pool
-from synth.data import ImageSet, draw_budget
+from synth.data import ImageSet
 from synth.recipe import Recipe, preset, train_with
-from synth.training import TrainConfig, accuracy, train_classifier
+from synth.training import accuracy, train_classifier
 
 #: arm -> the policy on the labelled images (None: no policy)
 POLICIES = {"semi_none": None, "semi_sp5": "strong@p0.5", "semi_sp5_ls": "strong@p0.5+ls0.1"}
 ARMS = ("real", *POLICIES)
-RECOMMEND = OmegaConf.load(REPO / "conf" / "recommend.yaml")
 
 
 def recipe(policy: str | None) -> Recipe:
@@ -41,10 +38,7 @@ def recipe(policy: str | None) -> Recipe:
 
 
 def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int, arms: tuple[str, ...] = ARMS) -> dict:
-    labelled, unlabelled = draw_budget(rest, n_per_class=n, seed=seed)  # unlabelled: labels hidden
-    pool = search_pool(OmegaConf.create({"use_unlabelled": True, "max_unlabelled": RECOMMEND.max_unlabelled,
-                                         "seed": seed}), unlabelled)
-    cfg = TrainConfig(**OmegaConf.to_container(RECOMMEND.train))
+    labelled, pool, cfg = recommend_draw(rest, n, seed)
     row, t0 = {"data": data, "n": n, "seed": seed}, time.perf_counter()
     if "real" in arms:
         row["real"] = accuracy(train_classifier(labelled, cfg, seed=seed), dev)
