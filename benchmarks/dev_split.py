@@ -11,15 +11,18 @@ import argparse
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from functools import cache
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
+from synth.commands.recommend import search_pool
 from synth.config import build
+from synth.data import draw_budget
 from synth.data.imageset import ImageSet
 from synth.semi import SemiConfig, semi_candidates
+from synth.training import TrainConfig
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
@@ -82,21 +85,23 @@ def semi_config(overrides: Sequence[str] = ()) -> SemiConfig:
     return SemiConfig.from_dict(OmegaConf.to_container(OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))))
 
 
+@cache
+def recommend_config() -> DictConfig:
+    """conf/recommend.yaml, read once: the checks that ask about `synth recommend`'s own choices start from it."""
+    return OmegaConf.load(REPO / "conf" / "recommend.yaml")
+
+
 def recommend_semi() -> SemiConfig:
     """`synth recommend`'s first semi candidate, read from conf/recommend.yaml (search.semi[0]: weak light, aligned),
     which the consistency-training checks start from."""
-    return semi_candidates(OmegaConf.load(REPO / "conf" / "recommend.yaml").search.semi)[0]
+    return semi_candidates(recommend_config().search.semi)[0]
 
 
-def recommend_draw(rest: ImageSet, n: int, seed: int) -> tuple[ImageSet, ImageSet, Any]:
+def recommend_draw(rest: ImageSet, n: int, seed: int) -> tuple[ImageSet, ImageSet, TrainConfig]:
     """A draw as `synth recommend` makes it: n labelled images per class from `rest`, the pool from the rest of it
     (labels hidden, at most conf/recommend.yaml's `max_unlabelled`, by `search_pool`'s seeded stream), recommend's
     final TrainConfig: what the checks that ask about recommend's own choices train on."""
-    from synth.commands.recommend import search_pool
-    from synth.data import draw_budget
-    from synth.training import TrainConfig
-
-    recommend = OmegaConf.load(REPO / "conf" / "recommend.yaml")
+    recommend = recommend_config()
     labelled, unlabelled = draw_budget(rest, n_per_class=n, seed=seed)  # unlabelled: labels hidden
     pool = search_pool(OmegaConf.create({"use_unlabelled": True, "max_unlabelled": recommend.max_unlabelled,
                                          "seed": seed}), unlabelled)

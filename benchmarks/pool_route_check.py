@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-from dev_split import REPO, check_main, draw_table, recommend_draw
+from dev_split import check_main, draw_table, recommend_config, recommend_draw
 from omegaconf import OmegaConf
 
 from synth.commands.recommend import search_settings
@@ -38,7 +38,6 @@ from synth.recipe import search_recipe
 from synth.training import accuracy, train_classifier
 
 ARMS = ("real", "gate", "route")
-RECOMMEND = OmegaConf.load(REPO / "conf" / "recommend.yaml")
 
 
 def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int, arms: tuple[str, ...] = ARMS) -> dict:
@@ -47,7 +46,7 @@ def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int, arms: 
     if "real" in arms:
         row["real"] = accuracy(train_classifier(labelled, cfg, seed=seed), dev)
     for arm in (a for a in ("gate", "route") if a in arms):
-        search = OmegaConf.merge(RECOMMEND.search, {"default_policy_with_pool": arm == "route"})
+        search = OmegaConf.merge(recommend_config().search, {"default_policy_with_pool": arm == "route"})
         result = search_recipe(labelled, pool, seed=seed, train_cfg=cfg, progress=False,
                                **search_settings(search, pool))
         row[arm] = accuracy(result.train_final(labelled, pool, seed=seed, cfg=cfg), dev)
