@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 from dev_split import check_main, draw_table
 
 from synth.data import ImageSet, draw_budget
