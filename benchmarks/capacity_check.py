@@ -27,7 +27,7 @@ from dev_split import check_main, draw_table
 
 from synth.data import ImageSet, draw_budget
 from synth.recipe import preset
-from synth.training import TrainConfig, predict_proba, train_classifier
+from synth.training import TrainConfig, accuracy, train_classifier
 
 ARMS = ("real", "real_w64", "sp5ls_x4", "sp5ls_x4_w64")
 WIDE = {"width": 64, "hidden": 256}
@@ -39,8 +39,7 @@ def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int) -> dic
     smoothed = {"augment": policy.build(), "regularise": policy.regularisers()}
 
     def acc(cfg: TrainConfig, **extra) -> float:
-        p = predict_proba(train_classifier(labelled, cfg, seed=seed, **extra), dev.images)
-        return float((p.argmax(1) == dev.labels).mean())
+        return accuracy(train_classifier(labelled, cfg, seed=seed, **extra), dev)
 
     t0, row = time.perf_counter(), {"data": data, "n": n, "seed": seed}
     row["real"], row["real_w64"] = acc(TrainConfig()), acc(TrainConfig(**WIDE))
