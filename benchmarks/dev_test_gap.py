@@ -8,79 +8,58 @@ harness's own n = 20 draws and scores each model on both splits. It reads the te
 only: nothing is chosen from it. Some of the harness's labelled images are dev images (the harness does not
 know the dev split); their count is in each row, and they lift the dev score by at most count / 2000.
 
-    python benchmarks/dev_test_gap.py --seeds 0 1 --out a.jsonl   # beside --seeds 2 --out b.jsonl
-    python benchmarks/dev_test_gap.py --from-jsonl a.jsonl b.jsonl   # -> results/dev_test_gap_fashion_mnist.*
+    python benchmarks/dev_test_gap.py --data fashion_mnist --ns 20 --seeds 0 1 --out a.jsonl   # beside --seeds 2 --out b.jsonl
+    python benchmarks/dev_test_gap.py --data fashion_mnist --from-jsonl a.jsonl b.jsonl   # -> results/dev_test_gap_fashion_mnist.*
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
+import time
+from functools import cache
 
-import numpy as np
-import torch
-from dev_split import REPO, RESULTS, dev_split
+from dev_split import REPO, check_main, draw_table
 from omegaconf import OmegaConf
 
 from synth.bench.protocol import split_for
 from synth.config import build
+from synth.data import ImageSet
 from synth.recipe import preset
-from synth.training import TrainConfig, predict_proba, train_classifier
+from synth.training import TrainConfig, accuracy, train_classifier
 
-N = 20
+ARMS = ("real_test", "x4_test", "real_dev", "x4_dev")
 
 
-def run_seed(source, dev, seed: int) -> list[dict]:
-    splits = split_for(source, N, seed)
+@cache
+def _source(data: str):
+    """The harness's data source for `data` (conf/data/<data>.yaml), built once per process."""
+    return build(OmegaConf.load(REPO / "conf" / "data" / f"{data}.yaml"), "data")
+
+
+def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int) -> dict:
+    """The harness's own draw (`split_for`, not a dev draw from `rest`): real only and the x4 default trained on
+    it, each scored on the test split and on the dev split."""
+    splits = split_for(_source(data), n, seed)
     policy = preset("strong@p0.5+ls0.1+x4")
     arms = {"real": (TrainConfig(), {}),
-            "x4 default": (policy.train_config(TrainConfig()), {"augment": policy.build(), "regularise": policy.regularisers()})}
-    overlap = len(set(dev.ids) & set(splits.labelled.ids))
-    rows = []
+            "x4": (policy.train_config(TrainConfig()), {"augment": policy.build(), "regularise": policy.regularisers()})}
+    t0 = time.perf_counter()
+    row = {"data": data, "n": n, "seed": seed, "dev_images_labelled": len(set(dev.ids) & set(splits.labelled.ids))}
     for arm, (cfg, extra) in arms.items():
         model = train_classifier(splits.labelled, cfg, seed=seed, **extra)
-        acc = {name: float((predict_proba(model, s.images).argmax(1) == s.labels).mean())
-               for name, s in (("test", splits.test), ("dev", dev))}
-        rows.append({"seed": seed, "arm": arm, **acc, "dev_images_labelled": overlap})
-    return rows
+        row[f"{arm}_test"], row[f"{arm}_dev"] = accuracy(model, splits.test), accuracy(model, dev)
+    row["sec"] = round(time.perf_counter() - t0, 1)
+    return row
 
 
 def markdown(rows: list[dict], command: str) -> str:
-    lines = ["# Fashion-MNIST: the same models on the dev and the test split (n = 20, the harness's draws)\n",
-             f"Command: `{command}`\n", "| seed | arm | test | dev | dev images among the labelled |", "|---|---|---|---|---|"]
-    lines += [f"| {r['seed']} | {r['arm']} | {100 * r['test']:.1f} | {100 * r['dev']:.1f} | {r['dev_images_labelled']} |"
-              for r in sorted(rows, key=lambda r: (r["seed"], r["arm"] != "real"))]
-    for arm in ("real", "x4 default"):
-        rs = [r for r in rows if r["arm"] == arm]
-        lines.append(f"\n{arm}: mean test {100 * np.mean([r['test'] for r in rs]):.1f}, "
-                     f"dev {100 * np.mean([r['dev'] for r in rs]):.1f} over {len(rs)} draws.")
-    return "\n".join(lines) + "\n"
+    table = draw_table(rows, command, "The same models on the test and the dev split, the harness's draws", ARMS,
+                       [("x4 - real, test", "x4_test", "real_test"), ("x4 - real, dev", "x4_dev", "real_dev")])
+    counts = ", ".join(f"seed {r['seed']}: {r['dev_images_labelled']}" for r in rows)
+    return table + f"\nDev images among the harness's labelled images ({counts}): they lift both arms' dev scores alike.\n"
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--out", type=Path)
-    ap.add_argument("--from-jsonl", type=Path, nargs="+")
-    args = ap.parse_args()
-    if args.from_jsonl:
-        rows = [json.loads(line) for p in args.from_jsonl for line in p.read_text().splitlines() if line.strip()]
-        command = f"python benchmarks/dev_test_gap.py --seeds {' '.join(str(s) for s in sorted({r['seed'] for r in rows}))}"
-        stem = RESULTS / "dev_test_gap_fashion_mnist"
-        stem.with_suffix(".json").write_text(json.dumps({"command": command, "rows": rows}, indent=2) + "\n")
-        stem.with_suffix(".md").write_text(markdown(rows, command))
-        print(f"wrote {stem}.json / .md")
-        return
-    torch.set_num_threads(1)
-    source = build(OmegaConf.load(REPO / "conf" / "data" / "fashion_mnist.yaml"), "data")
-    dev, _ = dev_split("fashion_mnist")
-    for seed in args.seeds:
-        for row in run_seed(source, dev, seed):
-            print(json.dumps(row), flush=True)
-            if args.out:
-                with args.out.open("a") as f:
-                    f.write(json.dumps(row) + "\n")
+    check_main("dev_test_gap", __doc__, run_draw, markdown, ns=[20])
 
 
 if __name__ == "__main__":
