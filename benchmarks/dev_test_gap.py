@@ -54,6 +54,7 @@ def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int) -> dic
 def markdown(rows: list[dict], command: str) -> str:
     table = draw_table(rows, command, "The same models on the test and the dev split, the harness's draws", ARMS,
                        [("x4 - real, test", "x4_test", "real_test"), ("x4 - real, dev", "x4_dev", "real_dev")])
+    table = table.replace("Dev accuracy (%)", "Accuracy (%) on the split each column names", 1)
     counts = ", ".join(f"seed {r['seed']}: {r['dev_images_labelled']}" for r in rows)
     return table + f"\nDev images among the harness's labelled images ({counts}): they lift both arms' dev scores alike.\n"
 
