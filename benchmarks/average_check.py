@@ -35,9 +35,9 @@ from synth.seeding import rng_for
 from synth.training import (
     MIX_STREAM,
     TrainConfig,
+    accuracy,
     make_model,
     optimizer,
-    predict_proba,
     train_classifier,
     training_batches,
 )
@@ -81,7 +81,7 @@ def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int) -> dic
     labelled, _ = draw_budget(rest, n_per_class=n, seed=seed)
 
     def acc(model: torch.nn.Module) -> float:
-        return float((predict_proba(model, dev.images).argmax(1) == dev.labels).mean())
+        return accuracy(model, dev)
 
     t0, row = time.perf_counter(), {"data": data, "n": n, "seed": seed}
     row["real"] = acc(train_classifier(labelled, TrainConfig(), seed=seed))

@@ -29,7 +29,7 @@ from dev_split import check_main, draw_table
 
 from synth.data import ImageSet, draw_budget
 from synth.recipe import preset
-from synth.training import TrainConfig, predict_proba, train_classifier
+from synth.training import TrainConfig, predict_proba, top1, train_classifier
 
 ARMS = ("real", "sp5", "sp5_ens3", "sp5_ens5", "sp5_1200", "strong_1200", "sp5_w64")
 
@@ -39,7 +39,7 @@ def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int) -> dic
     sp5, strong = preset("strong@p0.5").build(), preset("strong").build()
 
     def acc(p: np.ndarray) -> float:
-        return float((p.argmax(1) == dev.labels).mean())
+        return top1(p, dev.labels)
 
     def proba(cfg: TrainConfig, s: int, augment=None) -> np.ndarray:
         return predict_proba(train_classifier(labelled, cfg, seed=s, augment=augment), dev.images)

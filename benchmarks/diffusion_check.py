@@ -45,7 +45,7 @@ from generators.diffusion import DiffusionGenerator, Img2ImgGenerator  # noqa: E
 from synth.config import build  # noqa: E402
 from synth.data import DigitsSource  # noqa: E402
 from synth.neighbors import novelty_ratio, within_class_diversity  # noqa: E402
-from synth.training import TrainConfig, accuracy, predict_proba, train_classifier  # noqa: E402
+from synth.training import TrainConfig, accuracy, train_classifier  # noqa: E402
 from synth.viz import save_class_grid  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
@@ -68,7 +68,7 @@ def timed(fn):
 
 
 def fidelity(judge, samples) -> float:
-    return float((predict_proba(judge, samples.images).argmax(1) == samples.labels).mean())
+    return accuracy(judge, samples)
 
 
 def throughput(gen, n: int, threads: int) -> dict:

@@ -28,7 +28,7 @@ from dev_split import check_main, draw_table
 from synth.data import ImageSet, draw_budget
 from synth.recipe import preset
 from synth.regularisers import parse
-from synth.training import TrainConfig, predict_proba, train_classifier
+from synth.training import TrainConfig, accuracy, train_classifier
 
 ARMS = ("real", "sp5ls", "sfp5ls", "flip_sp5ls", "flip_ls", "sp5ls_2400", "flip_sp5ls_2400")
 
@@ -57,7 +57,7 @@ def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int) -> dic
     def acc(augment=None, regularise=None, steps: int = 600) -> float:
         extra = {"regularise": regularise} if regularise is not None else {}
         model = train_classifier(labelled, TrainConfig(steps=steps), seed=seed, augment=augment, **extra)
-        return float((predict_proba(model, dev.images).argmax(1) == dev.labels).mean())
+        return accuracy(model, dev)
 
     t0, row = time.perf_counter(), {"data": data, "n": n, "seed": seed}
     row["real"] = acc()

@@ -30,7 +30,7 @@ import yaml
 from generators.gan import GANGenerator
 from synth.data import DigitsSource
 from synth.neighbors import novelty_ratio, within_class_diversity
-from synth.training import TrainConfig, predict_proba, train_classifier
+from synth.training import TrainConfig, accuracy, predict_proba, train_classifier
 from synth.viz import save_class_grid
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -104,7 +104,7 @@ def main() -> None:
         "label_fidelity_per_class": [round(v, 3) for v in per_class],
         "diversity_vs_real": within_class_diversity(samples.images, samples.labels) / real_div,
         "novelty_vs_labelled": novelty_ratio(samples.images, labelled.images, unl),
-        "judge_accuracy_on_labelled": float((predict_proba(judge, labelled.images).argmax(1) == labelled.labels).mean()),
+        "judge_accuracy_on_labelled": accuracy(judge, labelled),
         "train_seconds": round(train_s, 1),
         "judge_train_seconds": round(judge_s, 1),
         "throughput_threads2": None if args.no_speed else throughput(gen, 2),

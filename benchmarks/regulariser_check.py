@@ -36,7 +36,7 @@ from dev_split import check_main, draw_table
 from synth.data import ImageSet, draw_budget
 from synth.recipe import preset
 from synth.seeding import rng_for
-from synth.training import MIX_STREAM, TrainConfig, make_model, optimizer, predict_proba, training_batches
+from synth.training import MIX_STREAM, TrainConfig, accuracy, make_model, optimizer, training_batches
 
 ARMS = ("real", "sp5", "sp5_mixup02", "sp5_mixup1", "sp5_cutmix", "sp5_ls01")
 #: a loss on one batch: (model, x, y, rng) -> scalar
@@ -99,7 +99,7 @@ def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int) -> dic
     sp5 = preset("strong@p0.5").build()
 
     def acc(augment, loss: Loss) -> float:
-        return float((predict_proba(train(labelled, seed, augment, loss), dev.images).argmax(1) == dev.labels).mean())
+        return accuracy(train(labelled, seed, augment, loss), dev)
 
     t0, row = time.perf_counter(), {"data": data, "n": n, "seed": seed}
     row.update(real=acc(None, plain), sp5=acc(sp5, plain), sp5_mixup02=acc(sp5, mixup(0.2)),

@@ -23,7 +23,7 @@ from generators.procedural.torch_backend import TorchAugmenter
 from synth.data import ImageSet, draw_budget
 from synth.recipe import preset
 from synth.recipe.policy import Sometimes
-from synth.training import TrainConfig, predict_proba, train_classifier
+from synth.training import TrainConfig, accuracy, train_classifier
 
 POLICIES = ("strong@p0.5", "strong", "light@p0.5")
 ARMS = ("real", *(f"{p} {r}" for p in POLICIES for r in ("bilinear", "exact")))
@@ -41,7 +41,7 @@ def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int) -> dic
     for arm in ARMS:
         augment = None if arm == "real" else augmenter(*arm.split(" "))
         model = train_classifier(labelled, TrainConfig(), seed=seed, augment=augment)
-        row[arm] = float((predict_proba(model, dev.images).argmax(1) == dev.labels).mean())
+        row[arm] = accuracy(model, dev)
     row["sec"] = round(time.perf_counter() - t0, 1)
     return row
 

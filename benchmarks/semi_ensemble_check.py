@@ -35,7 +35,7 @@ from dev_split import check_main, draw_table, recommend_draw, recommend_semi
 
 from synth.data import ImageSet
 from synth.recipe import Recipe, train_with
-from synth.training import accuracy, predict_proba, train_classifier
+from synth.training import accuracy, predict_proba, top1, train_classifier
 
 ARMS = ("real", "semi", "ens3", "ens5")
 MEMBERS, SEED_STRIDE = 5, 1000
@@ -48,10 +48,10 @@ def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int) -> dic
     recipe = Recipe(semi=recommend_semi())
     probs = [predict_proba(train_with(recipe, labelled, pool, seed + SEED_STRIDE * k, cfg), dev.images)
              for k in range(MEMBERS)]
-    hit = [float((p.argmax(1) == dev.labels).mean()) for p in probs]
+    hit = [top1(p, dev.labels) for p in probs]
     row["semi"], row["members"] = hit[0], hit
     for k, arm in ((3, "ens3"), (5, "ens5")):
-        row[arm] = float((np.mean(probs[:k], axis=0).argmax(1) == dev.labels).mean())
+        row[arm] = top1(np.mean(probs[:k], axis=0), dev.labels)
     row["sec"] = round(time.perf_counter() - t0, 1)
     return row
 

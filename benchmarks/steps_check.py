@@ -28,7 +28,7 @@ from dev_split import check_main, draw_table
 
 from synth.data import ImageSet, draw_budget
 from synth.recipe import preset
-from synth.training import TrainConfig, predict_proba, train_classifier
+from synth.training import TrainConfig, predict_proba, top1, train_classifier
 
 ARMS = ("real", "real_1200", "sp5ls", "sp5ls_1200", "sp5ls_2400", "sp5ls_ens3")
 
@@ -39,7 +39,7 @@ def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int) -> dic
     augment, regularise = policy.build(), policy.regularisers()
 
     def acc(p: np.ndarray) -> float:
-        return float((p.argmax(1) == dev.labels).mean())
+        return top1(p, dev.labels)
 
     def proba(steps: int, s: int, smoothed: bool) -> np.ndarray:
         extra = {"augment": augment, "regularise": regularise} if smoothed else {}

@@ -28,7 +28,7 @@ from torch import nn
 from generators.procedural import augment_batch
 from synth.data import ImageSet, draw_budget
 from synth.recipe import preset
-from synth.training import TrainConfig, predict_proba, train_classifier
+from synth.training import TrainConfig, predict_proba, top1, train_classifier
 
 ARMS = ("real", "real_tta_light8", "sp5", "sp5_tta_light8", "sp5_tta_light16", "sp5_tta_strong8")
 
@@ -47,7 +47,7 @@ def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int) -> dic
     light, strong = preset("light").build(), preset("strong").build()
 
     def acc(p: np.ndarray) -> float:
-        return float((p.argmax(1) == dev.labels).mean())
+        return top1(p, dev.labels)
 
     t0 = time.perf_counter()
     real = train_classifier(labelled, TrainConfig(), seed=seed)

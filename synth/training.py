@@ -187,6 +187,12 @@ def predict_proba(model: nn.Module, images: np.ndarray, batch_size: int = 1024) 
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
 
+def top1(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Top-1 accuracy of class probabilities (N, K): for predictions combined outside one model (an
+    ensemble's mean, test-time augmentation) scored exactly as `accuracy` scores one model."""
+    return float((probs.argmax(1) == labels).mean())
+
+
 def accuracy(model: nn.Module, data: ImageSet) -> float:
     """Top-1 accuracy on a labelled set."""
-    return float((predict_proba(model, data.images).argmax(1) == data.labels).mean())
+    return top1(predict_proba(model, data.images), data.labels)

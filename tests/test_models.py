@@ -54,3 +54,22 @@ def test_to_tensor_takes_read_only_arrays_without_a_warning_and_leaves_them_alon
             "assert t.shape == (2, 1, 4, 4) and abs(float(t.max()) - 31 / 255) < 1e-6 and not a.flags.writeable")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
+
+
+def test_top1_scores_combined_probabilities_as_accuracy_scores_one_model():
+    """`top1` is `accuracy` for probabilities combined outside a model (an ensemble's mean): the same number for
+    one model's own probabilities, and the argmax of a mean can differ from every member's."""
+    import numpy as np
+
+    from synth.data import ImageSet
+    from synth.training import TrainConfig, accuracy, predict_proba, top1, train_classifier
+
+    rng = np.random.default_rng(0)
+    data = ImageSet(rng.integers(0, 256, (12, 8, 8, 1), dtype=np.uint8), np.arange(12) % 3,
+                    np.array([f"x{i}" for i in range(12)]), ("a", "b", "c"))
+    model = train_classifier(data, TrainConfig(steps=3, width=4, hidden=8), seed=0)
+    assert top1(predict_proba(model, data.images), data.labels) == accuracy(model, data)
+    a = np.array([[0.6, 0.4, 0.0], [0.6, 0.4, 0.0]])
+    b = np.array([[0.0, 0.45, 0.55], [0.0, 0.45, 0.55]])
+    labels = np.array([1, 1])
+    assert top1(a, labels) == top1(b, labels) == 0.0 and top1((a + b) / 2, labels) == 1.0
