@@ -21,9 +21,11 @@ images (pool images held out of everything), with `synth recommend`'s first semi
   first being `semi`'s model;
 - members: each member's own dev accuracy (is the ensemble better than its typical member, or only than a bad one?).
 
-    python benchmarks/semi_ensemble_check.py --data digits --ns 2 5 --seeds 0 1 2 3 4 --out a.jsonl
-    python benchmarks/semi_ensemble_check.py --data digits --ns 2 5 --seeds 5 6 7 8 9 --out b.jsonl
+    python benchmarks/semi_ensemble_check.py --data digits --ns 2 5 --seeds 0 1 2 3 --out a.jsonl
+    python benchmarks/semi_ensemble_check.py --data digits --ns 2 5 --seeds 4 5 6 7 --out b.jsonl
     python benchmarks/semi_ensemble_check.py --data digits --from-jsonl a.jsonl b.jsonl
+
+(the stop-42 run was stopped after its n = 2 draws: the decision rule in docs/recipe_log.md was settled there)
 """
 
 from __future__ import annotations
