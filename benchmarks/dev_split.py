@@ -29,9 +29,15 @@ RESULTS = REPO / "benchmarks" / "results"
 DEV_SIZE = {"digits": 300, "fashion_mnist": 2000}
 
 
+@cache
+def data_source(data: str):
+    """The harness's data source for `data` (conf/data/<data>.yaml), built once per process."""
+    return build(OmegaConf.load(REPO / "conf" / "data" / f"{data}.yaml"), "data")
+
+
 def dev_split(data: str) -> tuple[ImageSet, ImageSet]:
     """(dev, rest) of the `data` pool's labelled copy; the test split is never touched."""
-    pool = build(OmegaConf.load(REPO / "conf" / "data" / f"{data}.yaml"), "data").pool
+    pool = data_source(data).pool
     perm = np.random.default_rng(123).permutation(len(pool))
     return pool.subset(np.sort(perm[: DEV_SIZE[data]])), pool.subset(np.sort(perm[DEV_SIZE[data]:]))
 

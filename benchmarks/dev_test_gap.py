@@ -15,13 +15,10 @@ know the dev split); their count is in each row, and they lift the dev score by 
 from __future__ import annotations
 
 import time
-from functools import cache
 
-from dev_split import REPO, check_main, draw_table
-from omegaconf import OmegaConf
+from dev_split import check_main, data_source, draw_table
 
 from synth.bench.protocol import split_for
-from synth.config import build
 from synth.data import ImageSet
 from synth.recipe import preset
 from synth.training import TrainConfig, accuracy, train_classifier
@@ -29,16 +26,10 @@ from synth.training import TrainConfig, accuracy, train_classifier
 ARMS = ("real_test", "x4_test", "real_dev", "x4_dev")
 
 
-@cache
-def _source(data: str):
-    """The harness's data source for `data` (conf/data/<data>.yaml), built once per process."""
-    return build(OmegaConf.load(REPO / "conf" / "data" / f"{data}.yaml"), "data")
-
-
 def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int) -> dict:
     """The harness's own draw (`split_for`, not a dev draw from `rest`): real only and the x4 default trained on
     it, each scored on the test split and on the dev split."""
-    splits = split_for(_source(data), n, seed)
+    splits = split_for(data_source(data), n, seed)
     policy = preset("strong@p0.5+ls0.1+x4")
     arms = {"real": (TrainConfig(), {}),
             "x4": (policy.train_config(TrainConfig()), {"augment": policy.build(), "regularise": policy.regularisers()})}

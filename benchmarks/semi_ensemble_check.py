@@ -34,22 +34,28 @@ import time
 
 import numpy as np
 from dev_split import check_main, draw_table, recommend_draw, recommend_semi
+from torch import nn
 
 from synth.data import ImageSet
 from synth.recipe import Recipe, train_with
-from synth.training import accuracy, predict_proba, top1, train_classifier
+from synth.training import TrainConfig, accuracy, predict_proba, top1, train_classifier
 
 ARMS = ("real", "semi", "ens3", "ens5")
 MEMBERS, SEED_STRIDE = 5, 1000
+
+
+def semi_runs(labelled: ImageSet, pool: ImageSet, seed: int, cfg: TrainConfig) -> list[nn.Module]:
+    """The `MEMBERS` consistency-trained runs of one draw (training seeds seed + SEED_STRIDE k; run 0 is what
+    synth ships): what this check averages and semi_select_check picks from."""
+    recipe = Recipe(semi=recommend_semi())
+    return [train_with(recipe, labelled, pool, seed + SEED_STRIDE * k, cfg) for k in range(MEMBERS)]
 
 
 def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int) -> dict:
     labelled, pool, cfg = recommend_draw(rest, n, seed)
     row, t0 = {"data": data, "n": n, "seed": seed}, time.perf_counter()
     row["real"] = accuracy(train_classifier(labelled, cfg, seed=seed), dev)
-    recipe = Recipe(semi=recommend_semi())
-    probs = [predict_proba(train_with(recipe, labelled, pool, seed + SEED_STRIDE * k, cfg), dev.images)
-             for k in range(MEMBERS)]
+    probs = [predict_proba(model, dev.images) for model in semi_runs(labelled, pool, seed, cfg)]
     hit = [top1(p, dev.labels) for p in probs]
     row["semi"], row["members"] = hit[0], hit
     for k, arm in ((3, "ens3"), (5, "ens5")):

@@ -27,11 +27,9 @@ import json
 import time
 
 import torch
-from dev_split import DEV_SIZE, REPO, RESULTS, dev_split, semi_config, write_results
-from omegaconf import OmegaConf
+from dev_split import DEV_SIZE, RESULTS, data_source, dev_split, semi_config, write_results
 
 from synth.bench.protocol import split_for
-from synth.config import build
 from synth.data import draw_budget
 from synth.recipe import Recipe, evaluate_recipes, preset
 from synth.recipe.evidence import confident_precision, no_harm, paired_gain
@@ -44,7 +42,7 @@ THRESHOLDS = (0.9, 0.95)
 def run(data: str, ns: list[int], seeds: list[int], semi_dev: bool, semi_overrides: list[str],
         bench_draws: bool = False, policy: str = "none", semi_cv: bool = False) -> list[dict]:
     if bench_draws:
-        source = build(OmegaConf.load(REPO / "conf" / "data" / f"{data}.yaml"), "data")
+        source = data_source(data)
     else:
         dev, rest = dev_split(data)
     cfg, semi = TrainConfig(), semi_config(semi_overrides)

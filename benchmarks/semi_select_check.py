@@ -31,10 +31,9 @@ import time
 
 import numpy as np
 from dev_split import check_main, draw_table, recommend_draw, recommend_semi
-from semi_ensemble_check import MEMBERS, SEED_STRIDE
+from semi_ensemble_check import SEED_STRIDE, semi_runs
 
 from synth.data import ImageSet
-from synth.recipe import Recipe, train_with
 from synth.training import accuracy, predict_proba, top1, train_classifier
 
 CRITERIA = ("confidence", "balance", "agreement")
@@ -56,8 +55,7 @@ def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int) -> dic
     labelled, pool, cfg = recommend_draw(rest, n, seed)
     row, t0 = {"data": data, "n": n, "seed": seed}, time.perf_counter()
     row["real"] = accuracy(train_classifier(labelled, cfg, seed=seed), dev)
-    recipe = Recipe(semi=recommend_semi())
-    models = [train_with(recipe, labelled, pool, seed + SEED_STRIDE * k, cfg) for k in range(MEMBERS)]
+    models = semi_runs(labelled, pool, seed, cfg)
     hit = [top1(predict_proba(m, dev.images), dev.labels) for m in models]
     picked = {name: int(np.argmax(s)) for name, s in scores([predict_proba(m, pool.images) for m in models]).items()}
     row.update(semi=hit[0], best=max(hit), members=hit, picked=picked, **{name: hit[i] for name, i in picked.items()})
