@@ -111,9 +111,15 @@ def arm_budgets(plan: BenchPlan, params: Mapping[str, Any]) -> list[Any]:
     only = params.get("budgets")
     if not only:
         return list(plan.budgets)
-    keep = [b for b in plan.budgets if b in set(parse_budgets(list(only)))]
+    wanted = parse_budgets(list(only))
+    keep = [b for b in plan.budgets if b in set(wanted)]
     if not keep:
         raise ConfigError(f"arm budgets {list(only)} share no budget with bench.budgets {plan.budgets}")
+    if dropped := [b for b in wanted if b not in plan.budgets]:
+        # An arm's budgets only restrict the grid; a budget outside it would silently never run
+        # (a run that meant to add n = 3 resumed every old cell and computed none), so say so.
+        log.warning("arm budgets %s are not in bench.budgets %s and will not run: add them to bench.budgets",
+                    dropped, plan.budgets)
     return keep
 
 
