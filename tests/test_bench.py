@@ -41,6 +41,13 @@ def test_need_takes_the_first_crossing_and_skips_missing_budgets():
     assert curves.need_for_target(NS, [0.5, np.nan, 0.9, 0.9, 0.95], 0.7).n > 2.0
 
 
+def test_crossing_bracket_names_the_budgets_either_side_of_the_interpolated_crossing():
+    assert curves.crossing_bracket(NS, [0.5, 0.9, 0.8, np.nan, 0.95], 0.85) == (2.0, 5.0)
+    assert curves.crossing_bracket(NS, [0.5, np.nan, 0.8, 0.84, 0.95], 0.85) == (20.0, 50.0)  # skips a missing budget
+    assert curves.crossing_bracket(NS, [0.9, 0.92, 0.95, 0.96, 0.97], 0.85) is None  # reached at the first budget
+    assert curves.crossing_bracket(NS, [0.5, 0.6, 0.7, 0.75, 0.8], 0.85) is None  # never reached
+
+
 def test_interp_log_is_nan_outside_the_measured_range():
     assert curves.interp_log([2, 8], [0.6, 0.8], 4) == pytest.approx(0.7)
     assert np.isnan(curves.interp_log([2, 8], [0.6, 0.8], 1))

@@ -202,6 +202,20 @@ def test_an_arm_at_one_budget_is_reported_per_budget_against_real_and_augmentati
     assert "### Multiplier at each budget vs aug_online" in md and "| gen | – | 2.00x" in md
 
 
+def test_the_report_names_crossings_read_across_a_wide_gap_between_budgets(tmp_path):
+    # target 0.89 (real at n = 10 minus 0.01): real crosses between 5 and 10 (2x apart: not named),
+    # the arm between 2 and 5 (2.5x apart: named)
+    accs = {"real": {2: 0.6, 5: 0.7, 10: 0.9}, "arm": {2: 0.7, 5: 0.95, 10: 0.97}}
+    cells = [{"protocol": "strict", "arm": a, "budget": b, "seed": s, "status": "ok", "accuracy": acc}
+             for a, by in accs.items() for b, acc in by.items() for s in (0, 1)]
+    arms = {a: {} for a in accs}
+    p = BenchPlan(budgets=[2, 5, 10], seeds=[0, 1], protocols=["strict"], arms=arms, train=TINY_TRAIN,
+                  out_dir=tmp_path, progress=False, all_arm_params=arms)
+    md = write_report(analyse(cells, p, {}, n_boot=20), tmp_path / "r")["md"].read_text()
+    note = next(line for line in md.splitlines() if line.startswith("Read on a straight line"))
+    assert "arm (n = 2 → 5)" in note and "real (" not in note
+
+
 def _search_cell(budget: int, seed: int, recipe: str, acc: float, gain: float = 0.04) -> dict:
     cand = {"nothing": {"gain_vs_nothing": 0.0, "gain_se": 0.0, "brier_gain_vs_nothing": 0.0, "brier_gain_se": 0.0},
             recipe: {"gain_vs_nothing": 0.02, "gain_se": 0.01, "brier_gain_vs_nothing": gain, "brier_gain_se": 0.01}}

@@ -242,6 +242,7 @@ def _protocol_md(p: str, res: dict[str, Any], r: dict[str, Any]) -> list[str]:
         note = " (protocol-independent)" if e.get("protocol_independent") else ""
         lines.append(f"| {a}{note} | {fmt_need(e['need'])} | {fmt_mult(vr)} | {vr['verdict'] if vr else 'baseline'} | "
                      f"{fmt_mult(va)} | {va['verdict'] if va else '–'} |")
+    lines += _wide_gap_md(arms, r["target"]["accuracy"])
     lines += ["", "### Test accuracy (mean ± std over seeds)", "",
               "| arm | " + " | ".join(r["budgets"]) + " |", "|---|" + "---|" * len(r["budgets"])]
     for a, e in arms.items():
@@ -259,6 +260,24 @@ def _protocol_md(p: str, res: dict[str, Any], r: dict[str, Any]) -> list[str]:
                          f"{d['diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}] | {d['verdict']} |")
     lines += ["", "\\* interpolated on log n between measured budgets.", ""]
     return lines
+
+
+def _wide_gap_md(arms: Mapping[str, Any], target: float) -> list[str]:
+    """A note naming the arms whose crossing lies between budgets more than WIDE_GAP apart.
+
+    Why: the CI resamples seeds; it cannot see how far the straight line between two distant budgets is
+    from the curve, and on digits that moved real only's need by 15 %. The fix is a measured budget in between.
+    """
+    wide = []
+    for a, e in arms.items():
+        gap = curves.crossing_bracket(e["curve"]["n"], e["curve"]["mean"], target)
+        if gap and gap[1] / gap[0] > curves.WIDE_GAP:
+            wide.append(f"{a} (n = {gap[0]:g} → {gap[1]:g})")
+    if not wide:
+        return []
+    return ["", f"Read on a straight line (log n) between budgets more than {curves.WIDE_GAP:g}x apart: {', '.join(wide)}. "
+            "The CI covers seed-to-seed spread, not how far the curve bends from that line; a budget in between "
+            "measures the crossing (`bench.budgets`, and the arm's own `budgets`)."]
 
 
 def _per_budget_md(arms: Mapping[str, Any], key: str, base: str, budgets: list[str]) -> list[str]:
