@@ -122,7 +122,7 @@ def test_an_arm_budget_outside_the_grid_is_named_not_silently_dropped(tmp_path, 
     with caplog.at_level("WARNING", logger="synth.bench"):
         tasks, _ = plan_tasks(p)
     assert sorted({t.budget for t in tasks}) == [2]
-    assert "[3] are not in bench.budgets [2, 4]" in caplog.text
+    assert "arm real: budgets [3] are not in bench.budgets [2, 4]" in caplog.text
 
 
 def test_costly_cells_start_first_and_cost_is_not_part_of_the_cell_hash(tmp_path, digits_source):

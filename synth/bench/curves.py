@@ -33,17 +33,21 @@ class Need:
 def need_for_target(ns: Sequence[float], accs: Sequence[float], target: float) -> Need:
     """Labelled images per class at which the curve first reaches `target` (log-n interpolation)."""
     ns_a, acc = _valid(ns, accs)
-    if len(ns_a) == 0:
-        return Need(float("inf"), ABOVE)
-    if acc[0] >= target:
+    if len(ns_a) and acc[0] >= target:
         return Need(float(ns_a[0]), BELOW)
-    for i in range(len(ns_a) - 1):
-        lo, hi = acc[i], acc[i + 1]
-        if lo < target <= hi:
-            t = (target - lo) / (hi - lo)
-            logn = np.log(ns_a[i]) + t * (np.log(ns_a[i + 1]) - np.log(ns_a[i]))
-            return Need(float(np.exp(logn)), "")
-    return Need(float("inf"), ABOVE)
+    i = _crossing(acc, target)
+    if i is None:
+        return Need(float("inf"), ABOVE)
+    t = (target - acc[i]) / (acc[i + 1] - acc[i])
+    logn = np.log(ns_a[i]) + t * (np.log(ns_a[i + 1]) - np.log(ns_a[i]))
+    return Need(float(np.exp(logn)), "")
+
+
+def _crossing(acc: np.ndarray, target: float) -> int | None:
+    """Index i of the first segment [i, i + 1] the curve crosses `target` on; None if reached at once or never."""
+    if len(acc) == 0 or acc[0] >= target:
+        return None
+    return next((i for i in range(len(acc) - 1) if acc[i] < target <= acc[i + 1]), None)
 
 
 #: Budgets further apart than this ratio leave a crossing read off a long straight line on log n. On digits
@@ -55,10 +59,8 @@ WIDE_GAP = 2.0
 def crossing_bracket(ns: Sequence[float], accs: Sequence[float], target: float) -> tuple[float, float] | None:
     """The measured budgets either side of the curve's first crossing of `target`; None when not interpolated."""
     ns_a, acc = _valid(ns, accs)
-    for i in range(len(ns_a) - 1):
-        if acc[0] < target and acc[i] < target <= acc[i + 1]:
-            return float(ns_a[i]), float(ns_a[i + 1])
-    return None
+    i = _crossing(acc, target)
+    return None if i is None else (float(ns_a[i]), float(ns_a[i + 1]))
 
 
 def curve_need(ns: Sequence[float], accs: Sequence[float], target: float) -> Need:

@@ -266,7 +266,7 @@ def _wide_gap_md(arms: Mapping[str, Any], target: float) -> list[str]:
     """A note naming the arms whose crossing lies between budgets more than WIDE_GAP apart.
 
     Why: the CI resamples seeds; it cannot see how far the straight line between two distant budgets is
-    from the curve, and on digits that moved real only's need by 15 %. The fix is a measured budget in between.
+    from the curve, and on digits that moved real only's need by 13 %. The fix is a measured budget in between.
     """
     wide = []
     for a, e in arms.items():

@@ -106,7 +106,7 @@ def _params(plan: BenchPlan, arm: str) -> dict[str, Any]:
     return params
 
 
-def arm_budgets(plan: BenchPlan, params: Mapping[str, Any]) -> list[Any]:
+def arm_budgets(plan: BenchPlan, params: Mapping[str, Any], arm: str = "") -> list[Any]:
     """The plan's budgets, or the subset an arm's `budgets` param restricts it to (costly arms)."""
     only = params.get("budgets")
     if not only:
@@ -118,8 +118,8 @@ def arm_budgets(plan: BenchPlan, params: Mapping[str, Any]) -> list[Any]:
     if dropped := [b for b in wanted if b not in plan.budgets]:
         # An arm's budgets only restrict the grid; a budget outside it would silently never run
         # (a run that meant to add n = 3 resumed every old cell and computed none), so say so.
-        log.warning("arm budgets %s are not in bench.budgets %s and will not run: add them to bench.budgets",
-                    dropped, plan.budgets)
+        log.warning("arm %s: budgets %s are not in bench.budgets %s and will not run: add them to bench.budgets",
+                    arm or "?", dropped, plan.budgets)
     return keep
 
 
@@ -134,7 +134,7 @@ def plan_tasks(plan: BenchPlan) -> tuple[list[CellKey], dict[str, str]]:
         CellKey(p, a, b, s)
         for a in plan.arms if a not in unavailable
         for p in arm_protocols(plan, a, _params(plan, a))
-        for b in arm_budgets(plan, plan.arms[a]) for s in plan.seeds
+        for b in arm_budgets(plan, plan.arms[a], a) for s in plan.seeds
     ]
     return sorted(tasks, key=lambda key: -cell_cost(plan, key)), unavailable
 
