@@ -38,11 +38,11 @@ def real_at(n: int) -> dict[int, float]:
     return {s: row[col] for s, row in zip(dense["seeds"], per_seed(dense, "unlabelled_pool", "real"), strict=True)}
 
 
-def reread(name: str, protocol: str, arm: str, n_new: int = 30) -> str:
+def reread(name: str, protocol: str, arm: str, extra: dict[int, float], n_new: int = 30) -> str:
+    """The report's multiplier, then again with real only's cells at n_new (`extra`, per seed) inserted."""
     r = json.loads((RESULTS / name / "report.json").read_text())
     ns, target = list(r["n_per_class"]), r["target"]["accuracy"]
     real, a = per_seed(r, protocol, "real"), per_seed(r, protocol, arm)
-    extra = real_at(n_new)
     k = int(np.searchsorted(ns, n_new))
     coarse = multiplier_at_target(ns, real, a, target, seed=0)
     dense = multiplier_at_target(ns[:k] + [n_new] + ns[k:], np.insert(real, k, [extra[s] for s in r["seeds"]], axis=1),
@@ -53,5 +53,6 @@ def reread(name: str, protocol: str, arm: str, n_new: int = 30) -> str:
 
 
 if __name__ == "__main__":
+    at30 = real_at(30)
     for name, protocol, arm in REPORTS:
-        print(reread(name, protocol, arm))
+        print(reread(name, protocol, arm, at30))

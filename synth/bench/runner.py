@@ -106,20 +106,20 @@ def _params(plan: BenchPlan, arm: str) -> dict[str, Any]:
     return params
 
 
-def arm_budgets(plan: BenchPlan, params: Mapping[str, Any], arm: str = "") -> list[Any]:
-    """The plan's budgets, or the subset an arm's `budgets` param restricts it to (costly arms)."""
-    only = params.get("budgets")
+def arm_budgets(plan: BenchPlan, arm: str) -> list[Any]:
+    """The plan's budgets, or the subset `arm`'s `budgets` param restricts it to (costly arms)."""
+    only = plan.arms[arm].get("budgets")
     if not only:
         return list(plan.budgets)
     wanted = parse_budgets(list(only))
-    keep = [b for b in plan.budgets if b in set(wanted)]
+    keep = [b for b in plan.budgets if b in wanted]
     if not keep:
         raise ConfigError(f"arm budgets {list(only)} share no budget with bench.budgets {plan.budgets}")
     if dropped := [b for b in wanted if b not in plan.budgets]:
         # An arm's budgets only restrict the grid; a budget outside it would silently never run
         # (a run that meant to add n = 3 resumed every old cell and computed none), so say so.
         log.warning("arm %s: budgets %s are not in bench.budgets %s and will not run: add them to bench.budgets",
-                    arm or "?", dropped, plan.budgets)
+                    arm, dropped, plan.budgets)
     return keep
 
 
@@ -130,11 +130,12 @@ def plan_tasks(plan: BenchPlan) -> tuple[list[CellKey], dict[str, str]]:
     generators' minutes-long cells queued last, one worker ran them alone at the end.
     """
     unavailable = {a: why for a in plan.arms if (why := arm_registry.availability(a, _params(plan, a)))}
+    budgets = {a: arm_budgets(plan, a) for a in plan.arms if a not in unavailable}  # once per arm: it may warn
     tasks = [
         CellKey(p, a, b, s)
-        for a in plan.arms if a not in unavailable
+        for a in budgets
         for p in arm_protocols(plan, a, _params(plan, a))
-        for b in arm_budgets(plan, plan.arms[a], a) for s in plan.seeds
+        for b in budgets[a] for s in plan.seeds
     ]
     return sorted(tasks, key=lambda key: -cell_cost(plan, key)), unavailable
 
