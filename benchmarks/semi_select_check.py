@@ -57,8 +57,10 @@ def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int) -> dic
     row["real"] = accuracy(train_classifier(labelled, cfg, seed=seed), dev)
     models = semi_runs(labelled, pool, seed, cfg)
     hit = [top1(predict_proba(m, dev.images), dev.labels) for m in models]
-    picked = {name: int(np.argmax(s)) for name, s in scores([predict_proba(m, pool.images) for m in models]).items()}
+    pool_scores = scores([predict_proba(m, pool.images) for m in models])
+    picked = {name: int(np.argmax(s)) for name, s in pool_scores.items()}
     row.update(semi=hit[0], best=max(hit), members=hit, picked=picked, **{name: hit[i] for name, i in picked.items()})
+    row["confidences"] = [round(float(c), 6) for c in pool_scores["confidence"]]  # so fewer restarts read offline
     row["sec"] = round(time.perf_counter() - t0, 1)
     return row
 
