@@ -286,3 +286,6 @@ def test_a_late_key_at_its_off_value_leaves_the_cell_hash_alone():
     assert hashed_params({**before, "batch_mix_metric": "brier_t"}) == {"k_folds": 3, "batch_mix_metric": "brier_t"}
     assert hashed_params({**before, "prune_default": True}) == {"k_folds": 3}
     assert hashed_params({**before, "prune_default": False}) == {"k_folds": 3, "prune_default": False}
+    assert hashed_params({**before, "semi_restarts": None}) == {"k_folds": 3}
+    on = {"runs": 5, "max_labels": 2}
+    assert hashed_params({**before, "semi_restarts": on}) == {"k_folds": 3, "semi_restarts": on}

@@ -44,7 +44,7 @@ HARNESS_KEYS: tuple[str, ...] = ("target", "uses_unlabelled", *SCHEDULE_KEYS)
 #: value is left out of a cell's hash, so the cells it cannot have shaped stay valid (as `AugPolicy.to_dict`
 #: leaves `prob` = 1 out): adding `batch_mixes: []` to the `auto` entry recomputes no `auto`-like cell.
 LATE_KEYS: dict[str, Any] = {"batch_mixes": [], "batch_mix_metric": None, "prune_default": True,
-                             "settle_default": False}
+                             "settle_default": False, "semi_restarts": None}
 
 
 def hashed_params(params: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from synth.recipe.evidence import Trial
 from synth.recipe.report import write_report
 from synth.recipe.search import BUDGET_STOP
 from synth.seeding import rng_for
-from synth.semi import semi_candidates
+from synth.semi import Restarts, semi_candidates
 from synth.training import TrainConfig
 
 log = logging.getLogger("synth.recommend")
@@ -159,6 +159,7 @@ def run(cfg: DictConfig) -> RecipeResult:
     _, splits = load_splits(cfg)  # the test split is loaded by the source but never passed on
     pool = search_pool(cfg, splits.unlabelled)
     search = cfg.search
+    restarts = Restarts.from_dict(search.get("semi_restarts"))  # read first: a bad value fails before the search
     train_cfg = TrainConfig(**OmegaConf.to_container(cfg.train))
     if cfg.get("recipe"):
         recipe = load_recipe(cfg.recipe)
@@ -171,7 +172,7 @@ def run(cfg: DictConfig) -> RecipeResult:
     overrides = f"data={cfg.data.name} budget.n_per_class={cfg.budget.n_per_class} seed={cfg.seed}"
     run_info = {"data": cfg.data.name, "n_labelled": len(splits.labelled), "n_unlabelled": 0 if pool is None else len(pool),
                 "overrides": overrides}
-    paths = write_report(result, Path(cfg.out_dir), run_info)
+    paths = write_report(result, Path(cfg.out_dir), run_info, restarts=restarts)
     print(summary(result))
     print(f"report:       {paths['png']}  (evidence {paths['json'].name}, rerunnable {paths['yaml'].name})")
     return result

@@ -30,7 +30,7 @@ from synth.recipe.candidates import default_names
 from synth.recipe.result import SearchBudget, SearchSpace
 from synth.recipe.search import search_recipe
 from synth.seeding import rng_for
-from synth.semi import semi_candidates
+from synth.semi import Restarts, semi_candidates
 from synth.training import TrainConfig
 
 _POOL_STREAM = 43
@@ -40,7 +40,7 @@ SEARCH_KEYS: tuple[str, ...] = (
     "k_folds", "repeats", "metric", "min_gain", "z", "max_trials", "max_seconds", "presets", "aug_probs",
     "n_random_policies", "sources", "shares", "filter_quantiles", "pl_thresholds", "ssl", "max_unlabelled",
     "search_train", "source_configs", "semi", "semi_min_precision", "default_policy", "batch_mixes",
-    "batch_mix_metric", "prune_default", "settle_default",
+    "batch_mix_metric", "prune_default", "settle_default", "semi_restarts",
 )
 
 
@@ -94,7 +94,7 @@ def arm_auto(data, budget: Any, seed: int, cfg) -> Any:
     p = arm_params(cfg.name, cfg.params)
     pool = _pool(data.unlabelled, p["max_unlabelled"], seed)
     result = search_recipe(data.labelled, pool, seed=seed, progress=cfg.progress, **search_settings(p, cfg.train))
-    model = result.train_final(data.labelled, pool, seed=seed, cfg=cfg.train)
+    model = result.train_final(data.labelled, pool, seed=seed, cfg=cfg.train, restarts=Restarts.from_dict(p["semi_restarts"]))
     seen = [str(i) for i in data.labelled.ids]
     if pool is not None and _uses_pool(result):
         seen += [str(i) for i in pool.ids]
@@ -103,7 +103,8 @@ def arm_auto(data, budget: Any, seed: int, cfg) -> Any:
             "cv_estimate": d["cv_estimate"], "real_only_cv": d["nothing"], "cv_brier": d["cv_brier"],
             "search_seconds": d["search_seconds"], "trials": len(result.trials), "skipped": len(result.skipped),
             "skipped_candidates": d["skipped"],
-            "pool": 0 if pool is None else len(pool), "candidates": _evidence(d)}
+            "pool": 0 if pool is None else len(pool), "candidates": _evidence(d),
+            **({"restarts": model.semi_info["restarts"]} if "restarts" in getattr(model, "semi_info", {}) else {})}
     return ArmOutput(model, meta, {"recipe_search": seen})
 
 

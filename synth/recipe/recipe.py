@@ -24,7 +24,7 @@ from synth.data.imageset import ImageSet
 from synth.errors import ConfigError, DataError
 from synth.recipe.policy import NONE, AugPolicy
 from synth.seeding import rng_for
-from synth.semi import WEAK, SemiConfig, train_semi
+from synth.semi import WEAK, Restarts, SemiConfig, pool_confidence, train_semi
 from synth.training import TrainConfig, predict_proba, train_classifier
 
 if TYPE_CHECKING:  # synth.ssl is imported where it is used: only SSL recipes need it
@@ -144,10 +144,25 @@ class TrainContext:
 
 def train_with(
     recipe: Recipe, labelled: ImageSet, unlabelled: ImageSet | None = None, seed: int = 0,
-    cfg: TrainConfig | None = None,
+    cfg: TrainConfig | None = None, restarts: Restarts | None = None,
 ) -> nn.Module:
-    """Train the classifier a recipe prescribes on the whole labelled budget (+ pool)."""
-    return fit_and_train(recipe, labelled, unlabelled, seed, TrainContext(train_cfg=cfg or TrainConfig()))
+    """Train the classifier a recipe prescribes on the whole labelled budget (+ pool).
+
+    `restarts`: with consistency training on a labelled set small enough for them (`Restarts.applies`), train
+    `restarts.runs` times (training seeds `Restarts.seeds`) and return the run most confident on the pool; its
+    `semi_info["restarts"]` lists every run's confidence and which was kept. Run 0 is the run without restarts.
+    The search's folds score one run: restarts choose among runs of the recipe it chose, at the final fit only.
+    """
+    ctx = TrainContext(train_cfg=cfg or TrainConfig())
+    restarts = restarts or Restarts()
+    if recipe.semi is None or unlabelled is None or not len(unlabelled) or not restarts.applies(labelled):
+        return fit_and_train(recipe, labelled, unlabelled, seed, ctx)
+    models = [fit_and_train(recipe, labelled, unlabelled, s, ctx) for s in restarts.seeds(seed)]
+    confidence = [pool_confidence(m, unlabelled) for m in models]
+    best = int(np.argmax(confidence))
+    models[best].semi_info["restarts"] = {"runs": restarts.runs, "max_labels": restarts.max_labels, "picked": best,
+                                          "pool_confidence": [round(c, 6) for c in confidence]}
+    return models[best]
 
 
 def fit_and_train(

@@ -7,6 +7,7 @@ accuracy of every recipe tried, with error bars, "nothing" marked, the choice hi
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +16,18 @@ import numpy as np
 from synth.errors import ConfigError
 from synth.recipe.recipe import Recipe
 from synth.recipe.result import RecipeResult
+from synth.semi import Restarts
 
 RECIPE_YAML, RECIPE_JSON, RECIPE_PNG = "recipe.yaml", "recipe.json", "recipe.png"
 
 
-def write_report(result: RecipeResult, out_dir: str | Path, run_info: dict[str, Any] | None = None) -> dict[str, Path]:
+def write_report(result: RecipeResult, out_dir: str | Path, run_info: dict[str, Any] | None = None,
+                 restarts: Restarts | None = None) -> dict[str, Path]:
     """Write recipe.yaml, recipe.json and recipe.png into `out_dir`; return their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"yaml": out / RECIPE_YAML, "json": out / RECIPE_JSON, "png": out / RECIPE_PNG}
-    write_recipe_yaml(result, paths["yaml"], run_info)
+    write_recipe_yaml(result, paths["yaml"], run_info, restarts)
     evidence = {**result.to_dict(), "run": run_info or {}}
     paths["json"].write_text(json.dumps(evidence, indent=1, default=_jsonable))
     plot(result, paths["png"])
@@ -39,11 +42,17 @@ def _jsonable(x: Any) -> Any:
     return str(x)
 
 
-def write_recipe_yaml(result: RecipeResult, path: Path, run_info: dict[str, Any] | None = None) -> Path:
-    """The chosen recipe as YAML; `synth recommend ... recipe=<path>` re-scores it, `load_recipe` rebuilds it."""
+def write_recipe_yaml(result: RecipeResult, path: Path, run_info: dict[str, Any] | None = None,
+                      restarts: Restarts | None = None) -> Path:
+    """The chosen recipe as YAML; `synth recommend ... recipe=<path>` re-scores it, `load_recipe` rebuilds it.
+
+    With consistency training chosen and `restarts` on, the file also carries `semi_restarts` (`load_restarts`
+    reads it back), so the user's final fit makes the same choice among runs that synth would.
+    """
     from omegaconf import OmegaConf
 
     run_info = run_info or {}
+    restarts = restarts if restarts is not None and restarts.runs > 1 and result.recipe.semi is not None else None
     chosen = result.chosen
     header = [
         f"# synth recipe: {result.recipe.name}",
@@ -52,10 +61,16 @@ def write_recipe_yaml(result: RecipeResult, path: Path, run_info: dict[str, Any]
         f"# {result.reason}",
         "# Rerun (re-score beside real only on the same folds): "
         f"synth recommend {run_info.get('overrides', '')} recipe={path}".rstrip(),
-        "# Train with it in Python: synth.recipe.train_with(synth.recipe.load_recipe(path), labelled, unlabelled)",
+        "# Train with it in Python: synth.recipe.train_with(synth.recipe.load_recipe(path), labelled, unlabelled"
+        + (", restarts=synth.recipe.load_restarts(path))" if restarts else ")"),
         "# `search_train` is the classifier the search trained inside CV folds (synth recommend train.*).",
     ]
-    body = OmegaConf.to_yaml(OmegaConf.create({"recipe": result.recipe.to_dict(), "search_train": vars(result.train_cfg)}))
+    body = {"recipe": result.recipe.to_dict(), "search_train": vars(result.train_cfg)}
+    if restarts:
+        header.append("# `semi_restarts`: consistency training is trained `runs` times at the final fit and the run most "
+                      "confident on the pool kept, when the smallest class has <= `max_labels` labelled images.")
+        body["semi_restarts"] = asdict(restarts)
+    body = OmegaConf.to_yaml(OmegaConf.create(body))
     path.write_text("\n".join(header) + "\n" + body)
     return path
 
@@ -72,6 +87,14 @@ def load_recipe(path: str | Path) -> Recipe:
     if not isinstance(node, dict):
         raise ConfigError(f"{path}: expected a mapping with a `recipe` key")
     return Recipe.from_dict(node)
+
+
+def load_restarts(path: str | Path) -> Restarts:
+    """The final fit's consistency-training restarts from recipe.yaml (absent: one run)."""
+    from omegaconf import OmegaConf
+
+    raw = OmegaConf.to_container(OmegaConf.load(Path(path)), resolve=True)
+    return Restarts.from_dict(raw.get("semi_restarts") if isinstance(raw, dict) else None)
 
 
 def plot(result: RecipeResult, path: Path) -> Path:

@@ -18,7 +18,7 @@ from synth.recipe.evidence import Trial, paired_gain
 from synth.recipe.policy import AugPolicy
 from synth.recipe.recipe import Recipe, train_with
 from synth.regularisers import KINDS
-from synth.semi import SemiConfig, semi_candidates
+from synth.semi import Restarts, SemiConfig, semi_candidates
 from synth.training import TrainConfig
 
 
@@ -124,12 +124,13 @@ class RecipeResult:
 
     def train_final(
         self, labelled: ImageSet, unlabelled: ImageSet | None = None, seed: int = 0, cfg: TrainConfig | None = None,
+        restarts: Restarts | None = None,
     ) -> nn.Module:
         """Train the classifier the recipe prescribes on the whole labelled budget (+ pool).
 
-        `cfg` defaults to the full-size TrainConfig (the search trained smaller models).
+        `cfg` defaults to the full-size TrainConfig (the search trained smaller models); `restarts`: see `train_with`.
         """
-        return train_with(self.recipe, labelled, unlabelled, seed, cfg)
+        return train_with(self.recipe, labelled, unlabelled, seed, cfg, restarts)
 
     def to_dict(self) -> dict[str, Any]:
         base, chosen = self.baseline, self.chosen
