@@ -89,6 +89,8 @@ def test_restarts_travel_through_recipe_yaml_only_with_consistency_training(digi
     result.recipe = SEMI
     with_semi = write_report(result, tmp_path / "semi", restarts=on)["yaml"]
     assert load_restarts(with_semi) == on and "restarts=synth.recipe.load_restarts(path)" in with_semi.read_text()
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_restarts(tmp_path / "missing.yaml")
 
 
 def test_recommend_ships_restarts_and_the_bench_arm_measures_the_same():

@@ -14,7 +14,6 @@ from synth.recipe.result import RecipeResult, SearchBudget, SearchSpace
 from synth.recipe.search import evaluate_recipes, search_recipe
 
 __all__ = [
-    "AugPolicy", "Recipe", "RecipeResult", "SearchBudget", "SearchSpace", "Trial", "evaluate_recipes", "load_recipe", "load_restarts",
-    "preset",
-    "rand_policy", "sample_policies", "search_recipe", "train_with", "write_report",
+    "AugPolicy", "Recipe", "RecipeResult", "SearchBudget", "SearchSpace", "Trial", "evaluate_recipes", "load_recipe",
+    "load_restarts", "preset", "rand_policy", "sample_policies", "search_recipe", "train_with", "write_report",
 ]

@@ -157,12 +157,16 @@ def train_with(
     restarts = restarts or Restarts()
     if recipe.semi is None or unlabelled is None or not len(unlabelled) or not restarts.applies(labelled):
         return fit_and_train(recipe, labelled, unlabelled, seed, ctx)
-    models = [fit_and_train(recipe, labelled, unlabelled, s, ctx) for s in restarts.seeds(seed)]
-    confidence = [pool_confidence(m, unlabelled) for m in models]
-    best = int(np.argmax(confidence))
-    models[best].semi_info["restarts"] = {"runs": restarts.runs, "max_labels": restarts.max_labels, "picked": best,
-                                          "pool_confidence": [round(c, 6) for c in confidence]}
-    return models[best]
+    kept, confidence = None, []
+    for s in restarts.seeds(seed):  # one model held at a time besides the best so far
+        model = fit_and_train(recipe, labelled, unlabelled, s, ctx)
+        confidence.append(pool_confidence(model, unlabelled))
+        if kept is None or confidence[-1] > max(confidence[:-1]):
+            kept = model
+    best = int(np.argmax(confidence))  # the first of equals, as the loop keeps it
+    kept.semi_info["restarts"] = {"runs": restarts.runs, "max_labels": restarts.max_labels, "picked": best,
+                                  "pool_confidence": [round(c, 6) for c in confidence]}
+    return kept
 
 
 def fit_and_train(

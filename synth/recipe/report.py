@@ -93,7 +93,10 @@ def load_restarts(path: str | Path) -> Restarts:
     """The final fit's consistency-training restarts from recipe.yaml (absent: one run)."""
     from omegaconf import OmegaConf
 
-    raw = OmegaConf.to_container(OmegaConf.load(Path(path)), resolve=True)
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"recipe file {path} does not exist; write one with `synth recommend`")
+    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     return Restarts.from_dict(raw.get("semi_restarts") if isinstance(raw, dict) else None)
 
 
