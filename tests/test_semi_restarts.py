@@ -26,6 +26,14 @@ def pool(digits_splits: Splits) -> ImageSet:
     return digits_splits.unlabelled.subset(np.arange(120))
 
 
+@pytest.fixture
+def result(digits_splits: Splits):
+    """A search result answering "nothing" (no lever in its space); tests set its recipe."""
+    labelled = digits_splits.labelled.subset(np.arange(40))
+    return search_recipe(labelled, None, k_folds=2, train_cfg=TINY_TRAIN, progress=False,
+                         space=SearchSpace(presets=(), n_random_policies=0, sources=(), ssl=False))
+
+
 def weights(model: torch.nn.Module) -> np.ndarray:
     return torch.cat([p.detach().flatten() for p in model.state_dict().values() if p.is_floating_point()]).numpy()
 
@@ -78,10 +86,7 @@ def test_bad_restarts_settings_name_the_key(bad, match):
         Restarts.from_dict(bad)
 
 
-def test_restarts_travel_through_recipe_yaml_only_with_consistency_training(digits_splits, tmp_path):
-    labelled = digits_splits.labelled.subset(np.arange(40))
-    result = search_recipe(labelled, None, k_folds=2, space=SearchSpace(presets=(), n_random_policies=0, sources=(),
-                           ssl=False), train_cfg=TINY_TRAIN, progress=False)
+def test_restarts_travel_through_recipe_yaml_only_with_consistency_training(result, tmp_path):
     on = Restarts(runs=5, max_labels=3)
     assert Restarts.from_dict(OmegaConf.create({"runs": 5, "max_labels": 3})) == on
     plain = write_report(result, tmp_path / "plain", restarts=on)["yaml"]  # "nothing": no semi, nothing to restart
@@ -91,6 +96,17 @@ def test_restarts_travel_through_recipe_yaml_only_with_consistency_training(digi
     assert load_restarts(with_semi) == on and "restarts=synth.recipe.load_restarts(path)" in with_semi.read_text()
     with pytest.raises(ConfigError, match="does not exist"):
         load_restarts(tmp_path / "missing.yaml")
+
+
+def test_recommend_says_when_the_final_fit_restarts(result, tiny_labelled):
+    from synth.commands.recommend import restarts_line
+
+    on = Restarts(runs=5, max_labels=3)
+    assert restarts_line(result, on, tiny_labelled) is None  # "nothing": no consistency training to restart
+    result.recipe = SEMI
+    line = restarts_line(result, on, tiny_labelled)
+    assert line.startswith("final fit:") and "trained 5x" in line and "restarts=load_restarts(p)" in line
+    assert restarts_line(result, Restarts(runs=5, max_labels=2), tiny_labelled) is None  # 3 per class: above the limit
 
 
 def test_recommend_ships_restarts_and_the_bench_arm_measures_the_same():
@@ -103,3 +119,16 @@ def test_recommend_ships_restarts_and_the_bench_arm_measures_the_same():
     gate = OmegaConf.to_container(base.arms["auto_gate"], resolve=True)
     arm = arm_params("auto_gate_restarts", OmegaConf.to_container(base.arms["auto_gate_restarts"], resolve=True))
     assert {k: (v, arm[k]) for k, v in gate.items() if arm[k] != v} == {"semi_restarts": (None, vars(shipped))}
+
+
+def test_recommend_refuses_bad_restarts_before_searching(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from synth.commands.recommend import run
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("recommend", overrides=["search.semi_restarts={runs: 0, max_labels: 2}", "progress=false",
+                                              f"out_dir={tmp_path}"])
+    with pytest.raises(ConfigError, match="semi_restarts.runs must be an integer >= 1"):
+        run(cfg)
+    assert not any(tmp_path.iterdir())  # nothing searched, nothing written

@@ -16,7 +16,7 @@ from synth.errors import ConfigError
 from synth.recipe import RecipeResult, SearchBudget, SearchSpace, evaluate_recipes, load_recipe, search_recipe
 from synth.recipe.candidates import default_names
 from synth.recipe.evidence import Trial
-from synth.recipe.report import write_report
+from synth.recipe.report import RECIPE_YAML, write_report
 from synth.recipe.search import BUDGET_STOP
 from synth.seeding import rng_for
 from synth.semi import Restarts, semi_candidates
@@ -119,6 +119,16 @@ def summary(result: RecipeResult) -> str:
     return "\n".join(lines)
 
 
+def restarts_line(result: RecipeResult, restarts: Restarts, labelled: ImageSet) -> str | None:
+    """What the final fit will do beyond the recipe, when restarts apply to it (None otherwise): a user training
+    with the recipe needs to pass them on, and to expect `runs` x the consistency-training time."""
+    if result.recipe.semi is None or not restarts.applies(labelled):
+        return None
+    return (f"final fit:    consistency training trained {restarts.runs}x, the run most confident on the pool kept "
+            f"(<= {restarts.max_labels} labelled images in the smallest class; ~{restarts.runs}x its time): "
+            f"train_with(load_recipe(p), labelled, unlabelled, restarts=load_restarts(p)) with p = {RECIPE_YAML}")
+
+
 def budget_cuts(result: RecipeResult) -> dict[str, list[str]]:
     """Per stage, the recipes the compute budget kept from a complete score: skipped, or stopped mid-trial.
 
@@ -174,6 +184,9 @@ def run(cfg: DictConfig) -> RecipeResult:
                 "overrides": overrides}
     paths = write_report(result, Path(cfg.out_dir), run_info, restarts=restarts)
     print(summary(result))
+    final = restarts_line(result, restarts, splits.labelled)
+    if final:
+        print(final)
     print(f"report:       {paths['png']}  (evidence {paths['json'].name}, rerunnable {paths['yaml'].name})")
     return result
 
