@@ -133,13 +133,14 @@ RESTART_SEED_STRIDE = 1000
 class Restarts:
     """Train consistency training `runs` times and keep the run most confident on the pool.
 
-    Why: from 2-3 labels per class one run can settle onto a wrong pairing of classes, and which one does
-    depends on the training seed as much as on the draw (five runs of one digits draw spread 88-94 %). The
-    labelled images cannot tell the runs apart (every run fits them) and held-out folds of 2-3 per class are too
+    Why: at 2 labels per class one run can settle onto a wrong pairing of classes, and whether it does
+    depends on the training seed as much as on the draw (five runs of one digits draw: 87-94 % on dev). The
+    labelled images cannot tell the runs apart (every run fits them) and held-out folds of 2 per class are too
     small, but the pool can be read without labels: a run that merged or split classes stays less sure of the
     images between them. On digits dev splits (benchmarks/semi_select_check.py, 8 draws each) the most confident
-    of five runs gained +1.87 ± 0.70 points over one run at 2 labels per class and lost -0.33 ± 0.45 at 5, so
-    restarts apply only up to `max_labels` labelled images in the smallest class (docs/recipe_log.md, stop 44).
+    of five runs gained +1.87 ± 0.70 points over one run at 2 labels per class, -0.13 ± 0.18 at 3 and -0.33 ± 0.45
+    at 5, so restarts apply only up to `max_labels` labelled images in the smallest class (recommend: 2; in the
+    harness, digits with a pool at n = 2: 0.970 ± 0.020 vs 0.951 ± 0.060; docs/recipe_log.md, stop 44).
 
     Args:
         runs: consistency-training runs to choose from (1: off).
