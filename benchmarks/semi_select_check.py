@@ -72,7 +72,22 @@ def markdown(rows: list[dict], command: str) -> str:
                       for r in sorted(rows, key=lambda r: (r["n"], r["seed"])))
     return table + (f"\n`semi` is run 0 (what synth ships), `best` the best of the five on dev (an oracle, for scale); "
                     f"training seeds seed + {SEED_STRIDE} k, {recommend_semi().label}, no policy.\n\n"
-                    f"Run picked by each criterion (0-4): {picks}\n")
+                    f"Run picked by each criterion (0-4): {picks}\n" + fewer_runs(rows, 3))
+
+
+def fewer_runs(rows: list[dict], k: int) -> str:
+    """Confidence's pick among runs 0..k-1 only (exploratory: a cheaper restart count), per n, from the rows that
+    record each run's pool confidence."""
+    lines = []
+    for n in sorted({r["n"] for r in rows}):
+        diffs = [100 * (r["members"][int(np.argmax(r["confidences"][:k]))] - r["semi"])
+                 for r in sorted(rows, key=lambda r: r["seed"]) if r["n"] == n and "confidences" in r]
+        if diffs:
+            se = np.std(diffs, ddof=1) / np.sqrt(len(diffs)) if len(diffs) > 1 else float("nan")
+            lines.append(f"- n = {n} ({len(diffs)} draws): {np.mean(diffs):+.2f} ± {se:.2f} points; per draw "
+                         + ", ".join(f"{d:+.1f}" for d in diffs))
+    return (f"\nConfidence's pick among runs 0-{k - 1} only (K = {k}, exploratory), minus run 0:\n\n"
+            + "\n".join(lines) + "\n") if lines else ""
 
 
 if __name__ == "__main__":

@@ -72,3 +72,20 @@ def test_glyph_export_loads_as_an_image_folder_and_is_deterministic(export, tmp_
     assert again == summary
     twin = read_image_folder(tmp_path / "train")
     assert list(twin.ids) == list(train.ids) and np.array_equal(twin.images, train.images)
+
+
+def test_semi_select_reads_fewer_restarts_from_the_recorded_confidences():
+    """The K = 3 reading picks the most confident of runs 0-2 only, and skips rows without confidences."""
+    import semi_select_check
+
+    rows = [
+        {"n": 2, "seed": 0, "semi": 0.90, "members": [0.90, 0.95, 0.80, 0.99, 0.70],
+         "confidences": [0.5, 0.9, 0.6, 0.99, 0.1]},  # K = 3 picks run 1 (+5), K = 5 would pick run 3
+        {"n": 2, "seed": 1, "semi": 0.92, "members": [0.92, 0.90, 0.93, 0.94, 0.95],
+         "confidences": [0.9, 0.8, 0.7, 0.6, 0.95]},  # K = 3 keeps run 0 (0)
+        {"n": 5, "seed": 0, "semi": 0.9, "members": [0.9] * 5},  # no confidences recorded: not read
+    ]
+    text = semi_select_check.fewer_runs(rows, 3)
+    assert "- n = 2 (2 draws): +2.50 ± 2.50 points; per draw +5.0, +0.0" in text
+    assert "n = 5" not in text
+    assert semi_select_check.fewer_runs(rows[2:], 3) == ""
