@@ -260,6 +260,11 @@ def test_the_report_lists_every_recipe_search_decision_against_real_on_the_same_
     md = write_report(analyse(cells, p, {}, n_boot=50), tmp_path / "r")["md"].read_text()
     assert "| unlabelled_pool/auto | n4 | 1 | aug=light+mixup *(default)* | brier" in md
     assert "was added on top of the default by the batch-mix stage, by the gain rule" in md
+    assert "(run k of K)" not in md  # no cell restarted: the legend says nothing about it
+    gated["meta"]["restarts"] = {"runs": 5, "max_labels": 2, "picked": 3, "pool_confidence": [0.9, 0.9, 0.9, 0.99, 0.9]}
+    md = write_report(analyse(cells, p, {}, n_boot=50), tmp_path / "r")["md"].read_text()
+    assert "| unlabelled_pool/auto | n2 | 1 | semi *(gate)* *(run 3 of 5)* | brier +0.040 ± 0.010 |" in md
+    assert "run k (0: the single run) kept, the most confident on the pool" in md
 
 
 def test_compute_totals_do_not_depend_on_the_order_cells_are_read_in(tmp_path):

@@ -71,7 +71,7 @@ def collect(cells: list[dict], plan: BenchPlan, baseline: str = "real") -> dict[
         diff = None if real is None else c["accuracy"] - real
         row = {"budget": budget_key(c["budget"]), "seed": c["seed"], "recipe": c["meta"]["recipe"],
                "route": _route(c["meta"]), "cv": _cv_gain(c["meta"]), "test": c["accuracy"], "real": real, "diff": diff,
-               "search_seconds": c["meta"].get("search_seconds")}
+               "search_seconds": c["meta"].get("search_seconds"), "restarts": c["meta"].get("restarts")}
         out.setdefault(f"{c['protocol']}/{c['arm']}", {"rows": []})["rows"].append(row)
     for entry in out.values():
         entry["summary"] = summarise(entry["rows"])
@@ -110,6 +110,19 @@ _MIX_NOTE = (" A batch mix in a *(default)* recipe (`+mixup`, `+cutmix`) was add
              "batch-mix stage, by the gain rule (it beat the default in CV).")
 
 
+#: said only where a cell restarted consistency training, so reports without one render as before
+_RESTART_NOTE = (" *(run k of K)*: consistency training was trained K times at the final fit and run k (0: the single "
+                 "run) kept, the most confident on the pool (`synth.semi.Restarts`).")
+
+
+def _any_restarts(decisions: Mapping[str, Any]) -> bool:
+    return any(r.get("restarts") for e in decisions.values() for r in e["rows"])
+
+
+def _restart_mark(restarts: Mapping[str, Any] | None) -> str:
+    return f" *(run {restarts['picked']} of {restarts['runs']})*" if restarts else ""
+
+
 def _any_batch_mix(decisions: Mapping[str, Any]) -> bool:
     return any(f"+{kind}" in str(r["recipe"]) for e in decisions.values() for r in e["rows"] for kind in KINDS)
 
@@ -124,7 +137,8 @@ def markdown(decisions: Mapping[str, Any]) -> list[str]:
              "\"nothing\" retrains real only, so it ties exactly. *(gate)*: semi adopted by the precision gate "
              "(CV gain within its noise, no harm, confident held-out predictions precise; docs/recipe.md); "
              "*(default)*: the search's default augmentation policy, adopted because its CV showed no harm."
-             + (_MIX_NOTE if _any_batch_mix(decisions) else ""), "",
+             + (_MIX_NOTE if _any_batch_mix(decisions) else "") + (_RESTART_NOTE if _any_restarts(decisions) else ""),
+             "",
              "| protocol/arm | cells | adopted a lever | adopted: above / tied / below real on test | "
              "worst · best difference |", "|---|---|---|---|---|"]
     for key, entry in decisions.items():
@@ -135,7 +149,7 @@ def markdown(decisions: Mapping[str, Any]) -> list[str]:
               "|---|---|---|---|---|---|---|---|"]
     for key, entry in decisions.items():
         for r in entry["rows"]:
-            chose = r["recipe"] + _ROUTE_MARK.get(r.get("route"), "")
+            chose = r["recipe"] + _ROUTE_MARK.get(r.get("route"), "") + _restart_mark(r.get("restarts"))
             lines.append(f"| {key} | {r['budget']} | {r['seed']} | {chose} | {_fmt_cv(r['cv'])} | "
                          f"{r['test']:.4f} | {_fmt(r['real'], '.4f')} | {_fmt(r['diff'], '+.4f')} |")
     return lines + [""]
