@@ -92,9 +92,10 @@ def arm_auto(data, budget: Any, seed: int, cfg) -> Any:
     from synth.bench.arms import ArmOutput
 
     p = arm_params(cfg.name, cfg.params)
+    restarts = Restarts.from_dict(p["semi_restarts"])  # read first: a bad value fails before the search
     pool = _pool(data.unlabelled, p["max_unlabelled"], seed)
     result = search_recipe(data.labelled, pool, seed=seed, progress=cfg.progress, **search_settings(p, cfg.train))
-    model = result.train_final(data.labelled, pool, seed=seed, cfg=cfg.train, restarts=Restarts.from_dict(p["semi_restarts"]))
+    model = result.train_final(data.labelled, pool, seed=seed, cfg=cfg.train, restarts=restarts)
     seen = [str(i) for i in data.labelled.ids]
     if pool is not None and _uses_pool(result):
         seen += [str(i) for i in pool.ids]
