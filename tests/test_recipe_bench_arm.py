@@ -56,6 +56,8 @@ def test_auto_bench_arm_registers_by_config_and_passes_the_protocol_check(digits
         assert accuracy(out.model, digits_splits.test) > 0.2
     with pytest.raises(ConfigError, match="unknown key"):
         arm(ArmData(labelled, None, "strict"), 4, 0, ArmConfig("auto", {**params, "max_secs": 1}, cfg.train))
+    with pytest.raises(ConfigError, match="semi_restarts.runs must be an integer >= 1"):  # before any search
+        arm(ArmData(labelled, None, "strict"), 4, 0, ArmConfig("auto", {**params, "semi_restarts": {"runs": 0}}, cfg.train))
 
 
 def test_auto_arm_settings_come_from_the_yaml_only(tmp_path):
