@@ -183,7 +183,8 @@ def merge_rows(rows: Iterable[dict]) -> list[dict]:
 def draw_table(rows: list[dict], command: str, title: str, arms: Sequence[str],
                diffs: Sequence[tuple[str, str, str]]) -> str:
     """Markdown for a per-draw check: mean dev accuracy per arm and budget, then for each `(label, a, b)` the
-    per-draw difference a - b in points (the mean hides whether a lever helps on every draw)."""
+    per-draw difference a - b in points (the mean hides whether a lever helps on every draw). An arm a budget's
+    rows do not all hold (added to a check later, run at some budgets only) reads "–"."""
     by = defaultdict(list)
     for r in rows:
         by[r["n"]].append(r)
@@ -193,7 +194,7 @@ def draw_table(rows: list[dict], command: str, title: str, arms: Sequence[str],
              "|---" * (len(arms) + 2 + len(diffs)) + "|"]
     for n in sorted(by):
         rs = by[n]
-        cells = [f"{100 * np.mean([r[a] for r in rs]):.1f}" for a in arms]
-        cells += [", ".join(f"{100 * (r[a] - r[b]):+.1f}" for r in rs) for _, a, b in diffs]
+        cells = [f"{100 * np.mean([r[a] for r in rs]):.1f}" if all(a in r for r in rs) else "–" for a in arms]
+        cells += [", ".join(f"{100 * (r[a] - r[b]):+.1f}" for r in rs if a in r and b in r) or "–" for _, a, b in diffs]
         lines.append(f"| {n} | {len(rs)} (seeds {', '.join(str(r['seed']) for r in rs)}) | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
