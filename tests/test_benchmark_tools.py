@@ -89,3 +89,13 @@ def test_semi_select_reads_fewer_restarts_from_the_recorded_confidences():
     assert "- n = 2 (2 draws): +2.50 ± 2.50 points; per draw +5.0, +0.0" in text
     assert "n = 5" not in text
     assert semi_select_check.fewer_runs(rows[2:], 3) == ""
+
+
+def test_draw_table_reads_an_arm_some_rows_lack_as_a_dash():
+    """An arm added to a check later is run at some budgets only: its cells there read "–", not a KeyError."""
+    rows = [{"data": "digits", "n": 2, "seed": 0, "real": 0.80, "semi": 0.90},
+            {"data": "digits", "n": 3, "seed": 0, "real": 0.85, "semi": 0.95, "new": 0.96},
+            {"data": "digits", "n": 3, "seed": 1, "real": 0.86, "semi": 0.94, "new": 0.93}]
+    md = dev_split.draw_table(rows, "cmd", "t", ("real", "semi", "new"), [("new - semi", "new", "semi")])
+    assert "| 2 | 1 (seeds 0) | 80.0 | 90.0 | – | – |" in md
+    assert "| 3 | 2 (seeds 0, 1) | 85.5 | 94.5 | 94.5 | +1.0, -1.0 |" in md
