@@ -157,13 +157,12 @@ def train_with(
     restarts = restarts or Restarts()
     if recipe.semi is None or unlabelled is None or not len(unlabelled) or not restarts.applies(labelled):
         return fit_and_train(recipe, labelled, unlabelled, seed, ctx)
-    kept, confidence = None, []
-    for s in restarts.seeds(seed):  # one model held at a time besides the best so far
+    kept, best, confidence = None, 0, []
+    for k, s in enumerate(restarts.seeds(seed)):  # one model held at a time besides the best so far
         model = fit_and_train(recipe, labelled, unlabelled, s, ctx)
         confidence.append(pool_confidence(model, unlabelled))
-        if kept is None or confidence[-1] > max(confidence[:-1]):
-            kept = model
-    best = int(np.argmax(confidence))  # the first of equals, as the loop keeps it
+        if kept is None or confidence[k] > confidence[best]:  # ties keep the earlier run
+            kept, best = model, k
     kept.semi_info["restarts"] = {"runs": restarts.runs, "max_labels": restarts.max_labels, "picked": best,
                                   "pool_confidence": [round(c, 6) for c in confidence]}
     return kept

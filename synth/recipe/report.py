@@ -75,14 +75,19 @@ def write_recipe_yaml(result: RecipeResult, path: Path, run_info: dict[str, Any]
     return path
 
 
-def load_recipe(path: str | Path) -> Recipe:
-    """Rebuild a Recipe from recipe.yaml (or a YAML holding the recipe at top level)."""
+def _read_recipe_file(path: str | Path) -> Any:
+    """The parsed contents of a recipe.yaml; a missing file is a ConfigError saying how to write one."""
     from omegaconf import OmegaConf
 
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"recipe file {path} does not exist; write one with `synth recommend`")
-    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Rebuild a Recipe from recipe.yaml (or a YAML holding the recipe at top level)."""
+    raw = _read_recipe_file(path)
     node = raw.get("recipe", raw) if isinstance(raw, dict) else None
     if not isinstance(node, dict):
         raise ConfigError(f"{path}: expected a mapping with a `recipe` key")
@@ -91,12 +96,7 @@ def load_recipe(path: str | Path) -> Recipe:
 
 def load_restarts(path: str | Path) -> Restarts:
     """The final fit's consistency-training restarts from recipe.yaml (absent: one run)."""
-    from omegaconf import OmegaConf
-
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"recipe file {path} does not exist; write one with `synth recommend`")
-    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    raw = _read_recipe_file(path)
     return Restarts.from_dict(raw.get("semi_restarts") if isinstance(raw, dict) else None)
 
 
