@@ -180,6 +180,12 @@ def merge_rows(rows: Iterable[dict]) -> list[dict]:
     return [merged[k] for k in sorted(merged)]
 
 
+def mean_se(points: Sequence[float]) -> str:
+    """`+m.mm ± s.ss` over draws (the SE is nan for one draw): how the checks' decision rules read a difference."""
+    se = np.std(points, ddof=1) / np.sqrt(len(points)) if len(points) > 1 else float("nan")
+    return f"{np.mean(points):+.2f} ± {se:.2f}"
+
+
 def draw_table(rows: list[dict], command: str, title: str, arms: Sequence[str],
                diffs: Sequence[tuple[str, str, str]]) -> str:
     """Markdown for a per-draw check: mean dev accuracy per arm and budget, then for each `(label, a, b)` the

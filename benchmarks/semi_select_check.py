@@ -30,7 +30,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from dev_split import check_main, draw_table, recommend_draw, recommend_semi
+from dev_split import check_main, draw_table, mean_se, recommend_draw, recommend_semi
 from semi_ensemble_check import SEED_STRIDE, semi_runs
 
 from synth.data import ImageSet
@@ -83,8 +83,7 @@ def fewer_runs(rows: list[dict], k: int) -> str:
         diffs = [100 * (r["members"][int(np.argmax(r["confidences"][:k]))] - r["semi"])
                  for r in sorted(rows, key=lambda r: r["seed"]) if r["n"] == n and "confidences" in r]
         if diffs:
-            se = np.std(diffs, ddof=1) / np.sqrt(len(diffs)) if len(diffs) > 1 else float("nan")
-            lines.append(f"- n = {n} ({len(diffs)} draws): {np.mean(diffs):+.2f} ± {se:.2f} points; per draw "
+            lines.append(f"- n = {n} ({len(diffs)} draws): {mean_se(diffs)} points; per draw "
                          + ", ".join(f"{d:+.1f}" for d in diffs))
     return (f"\nConfidence's pick among runs 0-{k - 1} only (K = {k}, exploratory), minus run 0:\n\n"
             + "\n".join(lines) + "\n") if lines else ""
