@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from synth.data import DigitsSource, FashionMNISTSource, ImageFolderSource, ImageSet, read_image_folder
+from synth.data.imagefolder import read_unlabelled_folder
 from synth.errors import ConfigError, DataError
 from tests.conftest import write_image_folder
 
@@ -120,6 +121,41 @@ def test_mixed_sizes_and_modes(folder):
     with pytest.raises(DataError, match="data.mode=RGB"):
         read_image_folder(folder, image_size=8)
     assert read_image_folder(folder, image_size=8, mode="RGB").image_shape == (8, 8, 3)
+
+
+def test_every_problem_in_a_messy_folder_is_named_in_one_error(folder):
+    """A folder with several problems names them all at once, each with its fix, so a user
+    mends it in one pass; fixing them all (here, by the switches named) then reads it."""
+    from PIL import Image
+
+    victims = sorted((folder / "3").glob("*.png"))[:5]
+    for v in victims:
+        v.write_bytes(v.read_bytes()[:40])
+    Image.new("L", (9, 9)).save(folder / "0" / "big.png")
+    Image.new("RGB", (8, 8)).save(folder / "1" / "colour.png")
+    (folder / "empty_class").mkdir()
+    with pytest.raises(DataError) as err:
+        read_image_folder(folder)
+    msg = str(err.value)
+    assert "4 problems" in msg and msg.count("\n  - ") == 4
+    assert "cannot read 5 image(s)" in msg and victims[0].name in msg and "(and 2 more)" in msg
+    for fix in ("data.skip_corrupt=true", "data.mode=RGB", "data.image_size", "empty_class"):
+        assert fix in msg
+    (folder / "empty_class").rmdir()
+    data = read_image_folder(folder, skip_corrupt=True, mode="RGB", image_size=8)
+    assert data.image_shape == (8, 8, 3) and not {v.relative_to(folder).as_posix() for v in victims} & set(data.ids)
+
+
+def test_unlabelled_folder_names_every_unreadable_file(tmp_path):
+    from PIL import Image
+
+    for i in range(3):
+        Image.new("L", (8, 8)).save(tmp_path / f"ok{i}.png")
+        (tmp_path / f"bad{i}.png").write_bytes(b"not a png")
+    with pytest.raises(DataError, match=r"cannot read 3 image\(s\)") as err:
+        read_unlabelled_folder(tmp_path, class_names=["a"])
+    assert all(f"bad{i}.png" in str(err.value) for i in range(3))
+    assert len(read_unlabelled_folder(tmp_path, class_names=["a"], skip_corrupt=True)) == 3
 
 
 def test_image_folder_source_with_test_root(folder, tmp_path, digits_splits):

@@ -2,7 +2,8 @@
 
 Reading is strict by default because a silently dropped or silently resized image changes
 what a benchmark measures: corrupt files, empty classes, and mixed sizes or modes are
-errors naming the files, each with the config switch that makes it acceptable.
+errors naming the files, each with the config switch that makes it acceptable. The whole
+folder is checked before anything is raised, so one error lists every problem found.
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ log = logging.getLogger(__name__)
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 MODES = ("auto", "L", "RGB")
+SHOWN = 3  # unreadable files named in an error; the rest are counted
 
 
 def _list_classes(root: Path, class_names: Sequence[str] | None) -> list[tuple[str, list[Path]]]:
+    """(class name, files) per class; a layout problem that leaves nothing to read is an error
+    here, while empty classes are left for `_problems` so they are reported with the rest."""
     if not root.is_dir():
         raise DataError(f"ImageFolder root {root} does not exist or is not a directory")
     dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -34,9 +38,6 @@ def _list_classes(root: Path, class_names: Sequence[str] | None) -> list[tuple[s
     unknown = sorted(set(found) - set(names))
     if unknown:
         raise DataError(f"{root} has class folders {unknown} not among the training classes {names}")
-    empty = [n for n in names if not found.get(n)]
-    if empty and class_names is None:
-        raise DataError(f"class folder(s) {empty} under {root} contain no images ({', '.join(EXTENSIONS)})")
     return [(n, found.get(n, [])) for n in names]
 
 
@@ -55,23 +56,64 @@ def _target_size(image_size: int | Sequence[int] | None) -> tuple[int, int] | No
     return hw  # type: ignore[return-value]
 
 
-def _read_all(files: Sequence[Path], root: Path, skip_corrupt: bool) -> list[tuple[Path, Image.Image]]:
-    """(file, image) for every readable file; an unreadable one is an error naming it, or with
-    `skip_corrupt` is skipped, counted and logged."""
-    read, skipped = [], []
+def _read_all(files: Sequence[Path]) -> tuple[list[tuple[Path, Image.Image]], list[tuple[Path, str]]]:
+    """(file, image) for every readable file and (file, reason) for every unreadable one: the
+    whole folder is read before anything is reported, so one run names every bad file."""
+    read, bad = [], []
     for f in files:
         try:
             read.append((f, _read(f)))
         except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
-            if not skip_corrupt:
-                raise DataError(
-                    f"cannot read image {f}: {exc}. Fix or remove it, or set data.skip_corrupt=true "
-                    "to skip unreadable files"
-                ) from exc
-            skipped.append(f)
-    if skipped:
-        log.warning("skipped %d unreadable image(s) under %s, e.g. %s", len(skipped), root, skipped[0])
-    return read
+            bad.append((f, str(exc)))
+    return read, bad
+
+
+def _unreadable_problem(bad: list[tuple[Path, str]], root: Path, skip_corrupt: bool) -> str | None:
+    if not bad:
+        return None
+    if skip_corrupt:
+        log.warning("skipped %d unreadable image(s) under %s, e.g. %s", len(bad), root, bad[0][0])
+        return None
+    shown = "; ".join(f"{f}: {why}" for f, why in bad[:SHOWN])
+    more = f" (and {len(bad) - SHOWN} more)" if len(bad) > SHOWN else ""
+    return (
+        f"cannot read {len(bad)} image(s): {shown}{more}. Fix or remove them, or set "
+        "data.skip_corrupt=true to skip unreadable files"
+    )
+
+
+def _mode_problem(images: list[Image.Image], ids: list[str], root: Path, mode: str) -> tuple[str, str | None]:
+    """The mode to convert to, and the problem when "auto" meets a grayscale/colour mix (so
+    nothing is converted behind the user's back)."""
+    if mode != "auto":
+        return mode, None
+    gray = [img.mode in ("1", "L", "I", "I;16", "F") for img in images]
+    if all(gray) or not any(gray):
+        return ("L" if all(gray) else "RGB"), None
+    g, c = ids[gray.index(True)], ids[gray.index(False)]
+    return "RGB", f"{root} mixes grayscale ({g}) and colour ({c}) images; set data.mode=RGB or data.mode=L"
+
+
+def _size_problem(images: list[Image.Image], ids: list[str], root: Path, size: tuple[int, int] | None) -> str | None:
+    if size is not None:
+        return None
+    sizes = [img.size for img in images]
+    distinct = list(dict.fromkeys(sizes))
+    if len(distinct) < 2:
+        return None
+    detail = ", ".join(f"{ids[sizes.index(s)]} is {s[0]}x{s[1]}" for s in distinct[:2])
+    return f"{root} mixes image sizes ({detail}); set data.image_size to resize them"
+
+
+def _raise_problems(problems: Sequence[str | None], root: Path) -> None:
+    """One error for everything wrong with a folder, each line with its own fix, so a user
+    mends a messy folder in one pass rather than one rerun per problem."""
+    found = [p for p in problems if p]
+    if len(found) == 1:
+        raise DataError(found[0])
+    if found:
+        lines = "\n".join(f"  - {p}" for p in found)
+        raise DataError(f"{root} has {len(found)} problems; fix each before rerunning:\n{lines}")
 
 
 def read_image_folder(
@@ -99,18 +141,22 @@ def read_image_folder(
     images: list[Image.Image] = []
     labels: list[int] = []
     ids: list[str] = []
+    bad: list[tuple[Path, str]] = []
     for label, (_, files) in enumerate(classes):
-        for f, img in _read_all(files, root, skip_corrupt):
+        read, unreadable = _read_all(files)
+        bad += unreadable
+        for f, img in read:
             images.append(img)
             labels.append(label)
             ids.append(f.relative_to(root).as_posix())
+    empty = [name for c, (name, _) in enumerate(classes) if c not in set(labels)]
+    problems = [_unreadable_problem(bad, root, skip_corrupt)]
+    if empty and class_names is None:
+        problems.append(f"class folder(s) {empty} under {root} have no readable images ({', '.join(EXTENSIONS)})")
     if not images:
+        _raise_problems(problems, root)
         raise DataError(f"no readable images under {root}")
-    if class_names is None:
-        empty = [classes[c][0] for c in range(len(classes)) if c not in set(labels)]
-        if empty:
-            raise DataError(f"class(es) {empty} under {root} have no readable images")
-    return ImageSet.build(_to_array(images, ids, root, size, mode), labels, ids, [c for c, _ in classes])
+    return ImageSet.build(_to_array(images, ids, root, size, mode, problems), labels, ids, [c for c, _ in classes])
 
 
 def read_unlabelled_folder(
@@ -133,35 +179,29 @@ def read_unlabelled_folder(
     if not root.is_dir():
         raise DataError(f"unlabelled_root {root} does not exist or is not a directory")
     files = sorted(f for f in root.rglob("*") if f.is_file() and f.suffix.lower() in EXTENSIONS)
-    read = _read_all(files, root, skip_corrupt)
+    read, bad = _read_all(files)
+    problems = [_unreadable_problem(bad, root, skip_corrupt)]
     images = [img for _, img in read]
     ids = ["unlabelled/" + f.relative_to(root).as_posix() for f, _ in read]
     if not images:
+        _raise_problems(problems, root)
         raise DataError(f"no readable images ({', '.join(EXTENSIONS)}) under {root}")
-    array = _to_array(images, ids, root, _target_size(image_size), mode)
+    array = _to_array(images, ids, root, _target_size(image_size), mode, problems)
     return ImageSet.build(array, np.full(len(ids), -1), ids, class_names)
 
 
 def _to_array(
-    images: list[Image.Image], ids: list[str], root: Path, size: tuple[int, int] | None, mode: str
+    images: list[Image.Image],
+    ids: list[str],
+    root: Path,
+    size: tuple[int, int] | None,
+    mode: str,
+    problems: list[str | None],
 ) -> np.ndarray:
-    gray = [img.mode in ("1", "L", "I", "I;16", "F") for img in images]
-    if mode == "auto":
-        if all(gray):
-            mode = "L"
-        elif not any(gray):
-            mode = "RGB"
-        else:
-            g, c = ids[gray.index(True)], ids[gray.index(False)]
-            raise DataError(
-                f"{root} mixes grayscale ({g}) and colour ({c}) images; set data.mode=RGB or data.mode=L"
-            )
-    if size is None:
-        sizes = {img.size for img in images}
-        if len(sizes) > 1:
-            first = {s: ids[[img.size for img in images].index(s)] for s in list(sizes)[:2]}
-            detail = ", ".join(f"{name} is {w}x{h}" for (w, h), name in first.items())
-            raise DataError(f"{root} mixes image sizes ({detail}); set data.image_size to resize them")
+    """Stack the images in one mode and size, after raising every problem found so far plus
+    any mode or size mix."""
+    mode, mode_problem = _mode_problem(images, ids, root, mode)
+    _raise_problems([*problems, mode_problem, _size_problem(images, ids, root, size)], root)
     arrays = []
     for img in images:
         img = img.convert(mode)
