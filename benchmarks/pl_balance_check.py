@@ -64,8 +64,8 @@ def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int, arms: 
             row[arm] = row.get("teacher")
             continue
         extra = gen.pseudo_labelled()
-        truth = dict(zip(map(str, rest.ids), rest.labels.tolist()))  # the check knows the pool's labels; the teacher never saw them
-        row[f"{arm}_precision"] = float(np.mean([truth[str(i)] == int(y) for i, y in zip(extra.ids, extra.labels)]))
+        truth = dict(zip(map(str, rest.ids), rest.labels.tolist(), strict=True))  # the check knows the pool's labels; the teacher never saw them
+        row[f"{arm}_precision"] = float(np.mean([truth[str(i)] == int(y) for i, y in zip(extra.ids, extra.labels, strict=True)]))
         row[arm] = accuracy(train_classifier(labelled.concat(extra), train, seed=seed, augment=policy.build()), dev)
     row["sec"] = round(time.perf_counter() - t0, 1)
     return row

@@ -120,3 +120,34 @@ def test_bad_config():
         PseudoLabelGenerator(k_folds=1)
     with pytest.raises(ConfigError, match="min_precision=0.9 needs a precision estimate"):
         PseudoLabelGenerator(k_folds=0, min_precision=0.9)
+
+
+def test_balance_kept_caps_each_class_at_ratio_times_the_smallest_keeping_the_most_confident():
+    from generators.pseudo_label import balance_kept
+
+    pred = np.array([0] * 10 + [1] * 2 + [2] * 5)
+    conf = np.linspace(0.9, 1.0, len(pred))
+    keep = np.arange(len(pred))
+    out = balance_kept(keep, pred, conf, 3, 2.0)
+    assert np.bincount(pred[out], minlength=3).tolist() == [4, 2, 4]
+    assert set(out[pred[out] == 0]) == {6, 7, 8, 9}  # class 0's four most confident
+    assert np.all(np.diff(out) > 0)
+    assert np.array_equal(balance_kept(keep, pred, conf, 3, 5.0), keep)  # a cap that does not bind changes nothing
+    # a class with no confident label counts as 1: the others keep at most ceil(ratio)
+    assert np.bincount(pred[balance_kept(keep, pred, conf, 4, 1.5)], minlength=4).tolist() == [2, 2, 2, 0]
+
+
+def test_max_class_ratio_caps_the_kept_set_and_survives_save_load(tiny_labelled, pool, fitted, tmp_path):
+    capped = PseudoLabelGenerator(threshold=0.6, min_precision=0.5, max_class_ratio=1.0, **FAST).fit(tiny_labelled, pool)
+    counts = capped.kept_counts
+    assert capped.fit_info["confident_per_class"] == fitted.kept_counts.tolist()  # the same teacher, before the cap
+    assert counts.max() == max(int(fitted.kept_counts.min()), 1) < fitted.kept_counts.max()
+    assert set(capped.pseudo_labelled().ids) < set(fitted.pseudo_labelled().ids)
+    capped.save(tmp_path / "pl")
+    assert Generator.load(tmp_path / "pl").config["max_class_ratio"] == 1.0
+
+
+@pytest.mark.parametrize("ratio", [0.5, -1.0, float("nan")])
+def test_max_class_ratio_below_one_is_a_config_error(ratio):
+    with pytest.raises(ConfigError, match="max_class_ratio"):
+        PseudoLabelGenerator(max_class_ratio=ratio)
