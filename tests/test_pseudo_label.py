@@ -137,14 +137,30 @@ def test_balance_kept_caps_each_class_at_ratio_times_the_smallest_keeping_the_mo
     assert np.bincount(pred[balance_kept(keep, pred, conf, 4, 1.5)], minlength=4).tolist() == [2, 2, 2, 0]
 
 
-def test_max_class_ratio_caps_the_kept_set_and_survives_save_load(tiny_labelled, pool, fitted, tmp_path):
-    capped = PseudoLabelGenerator(threshold=0.6, min_precision=0.5, max_class_ratio=1.0, **FAST).fit(tiny_labelled, pool)
+def test_max_class_ratio_caps_the_kept_set_and_survives_save_load(tiny_labelled, pool, tmp_path):
+    kwargs = dict(threshold=0.6, min_precision=0.5, **FAST)
+    every = PseudoLabelGenerator(max_class_ratio=None, **kwargs).fit(tiny_labelled, pool)
+    capped = PseudoLabelGenerator(max_class_ratio=1.0, **kwargs).fit(tiny_labelled, pool)
     counts = capped.kept_counts
-    assert capped.fit_info["confident_per_class"] == fitted.kept_counts.tolist()  # the same teacher, before the cap
-    assert counts.max() == max(int(fitted.kept_counts.min()), 1) < fitted.kept_counts.max()
-    assert set(capped.pseudo_labelled().ids) < set(fitted.pseudo_labelled().ids)
+    assert capped.fit_info["confident_per_class"] == every.kept_counts.tolist()  # the same teacher, before the cap
+    assert counts.max() == max(int(every.kept_counts.min()), 1) < every.kept_counts.max()
+    assert set(capped.pseudo_labelled().ids) < set(every.pseudo_labelled().ids)
     capped.save(tmp_path / "pl")
     assert Generator.load(tmp_path / "pl").config["max_class_ratio"] == 1.0
+
+
+def test_the_default_cap_is_two_and_a_checkpoint_from_before_it_keeps_every_label(fitted, tmp_path):
+    import json
+
+    assert PseudoLabelGenerator().config["max_class_ratio"] == 2.0
+    counts = fitted.kept_counts
+    assert counts.max() <= 2 * max(int(counts.min()), 1)
+    fitted.save(tmp_path / "old")
+    meta_path = next(p for p in (tmp_path / "old").iterdir() if p.suffix == ".json" and "max_class_ratio" in p.read_text())
+    meta = json.loads(meta_path.read_text())
+    del meta["config"]["max_class_ratio"]
+    meta_path.write_text(json.dumps(meta))
+    assert Generator.load(tmp_path / "old").config["max_class_ratio"] is None
 
 
 @pytest.mark.parametrize("ratio", [0.5, -1.0, float("nan")])
