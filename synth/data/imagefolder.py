@@ -149,7 +149,8 @@ def read_image_folder(
             images.append(img)
             labels.append(label)
             ids.append(f.relative_to(root).as_posix())
-    empty = [name for c, (name, _) in enumerate(classes) if c not in set(labels)]
+    present = set(labels)
+    empty = [name for c, (name, _) in enumerate(classes) if c not in present]
     problems = [_unreadable_problem(bad, root, skip_corrupt)]
     if empty and class_names is None:
         problems.append(f"class folder(s) {empty} under {root} have no readable images ({', '.join(EXTENSIONS)})")
