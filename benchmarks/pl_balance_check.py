@@ -32,6 +32,7 @@ import numpy as np
 from dev_split import check_main, draw_table, mean_se
 
 from generators.pseudo_label import PseudoLabelGenerator
+from synth.bench.stack_arm import pl_kwargs, stack_params
 from synth.data import ImageSet, draw_budget
 from synth.recipe import preset
 from synth.training import TrainConfig, accuracy, train_classifier
@@ -41,11 +42,10 @@ THRESHOLD = 0.99
 
 
 def _generator(policy, train: TrainConfig, seed: int, ratio: float | None) -> PseudoLabelGenerator:
-    """The stack's final teacher (stack_arm.pl_kwargs with the default `teacher: null`, k_folds 0: no gate)."""
-    return PseudoLabelGenerator(threshold=THRESHOLD, min_precision=0.0, k_folds=0, augment_ops=[dict(op) for op in policy.ops],
-                                working_size=policy.working_size, resample=policy.resample, seed=seed,
-                                steps=train.steps, batch_size=train.batch_size, width=train.width, hidden=train.hidden,
-                                max_class_ratio=ratio)
+    """The stack's final teacher, built as `stack_arm.final_model` builds it (its default params, the gate's
+    threshold, k_folds 0: no second gate), with the cap under test."""
+    kwargs = {**pl_kwargs(stack_params({}), policy, train, seed), "threshold": THRESHOLD, "k_folds": 0}
+    return PseudoLabelGenerator(min_precision=0.0, max_class_ratio=ratio, **kwargs)
 
 
 def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int, arms: tuple[str, ...] = ARMS) -> dict:
@@ -54,6 +54,7 @@ def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int, arms: 
     t0, row = time.perf_counter(), {"data": data, "n": n, "seed": seed}
     if "teacher" in arms:
         row["teacher"] = accuracy(train_classifier(labelled, train, seed=seed, augment=policy.build()), dev)
+    truth = dict(zip(map(str, rest.ids), rest.labels.tolist(), strict=True))  # the check knows the pool's labels; the teacher never saw them
     for arm, ratio in (("pl", None), ("pl_cap2", 2.0)):
         if arm not in arms:
             continue
@@ -64,7 +65,6 @@ def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int, arms: 
             row[arm] = row.get("teacher")
             continue
         extra = gen.pseudo_labelled()
-        truth = dict(zip(map(str, rest.ids), rest.labels.tolist(), strict=True))  # the check knows the pool's labels; the teacher never saw them
         row[f"{arm}_precision"] = float(np.mean([truth[str(i)] == int(y) for i, y in zip(extra.ids, extra.labels, strict=True)]))
         row[arm] = accuracy(train_classifier(labelled.concat(extra), train, seed=seed, augment=policy.build()), dev)
     row["sec"] = round(time.perf_counter() - t0, 1)
