@@ -153,3 +153,24 @@ def test_stack_semi_settings_are_checked_before_training():
         stack_params({"semi": {"treshold": 0.9}})
     with pytest.raises(ConfigError, match="after_al"):
         stack_params({"semi": SEMI, "pl_gate": "slice"})
+
+
+def test_without_the_precision_route_a_passing_bound_needs_the_benefit_test(tmp_path, digits_source):
+    # min_precision 0 at threshold 0: every bound passes; min_gain 10: no student can beat its teacher
+    params = {"min_precision": 0.0, "pl_thresholds": [0.0], "min_gain": 10.0}
+    on = run(tmp_path / "on", digits_source, [4], **params)[("stack", 4)]["meta"]
+    assert on["pl_on"] is True and on["pl_route"] == "precision" and "pl_benefit" not in on
+    off = run(tmp_path / "off", digits_source, [4], pl_precision_route=False, **params)[("stack", 4)]
+    m = off["meta"]
+    assert m["pl_precision_passes"] is True and m["pl_benefit"]["passes"] is False
+    assert m["pl_on"] is False and m["pl_route"] is None and m["pseudo_labelled"] == 0
+    assert "the benefit test decides" in m["pl_choice"]
+    assert "pseudo-label teacher (pool, unlabelled)" not in off["protocol_check"]["components"]
+
+
+def test_the_precision_route_can_only_be_dropped_for_the_benefit_route():
+    assert stack_params({"pl_precision_route": False})["pl_benefit"] is True
+    for bad in ({"pl_benefit": False}, {"pl_gate": "slice"}):
+        with pytest.raises(ConfigError, match="pl_precision_route"):
+            stack_params({"pl_precision_route": False, **bad})
+    assert stack_params({"pl_precision_route": False, "pl_benefit": False, "pseudo_labels": False})

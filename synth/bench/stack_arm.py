@@ -29,7 +29,10 @@ augmentation hurts. This arm decides every risky lever on labels that are NOT ac
       `min_precision` (30 validated images cannot give a bound of 0.9 unless ~24 of 24 kept are
       right), each fold model labels the pool and a student trains on the fold's labels + those
       pseudo-labels; the gate opens when the students beat their teachers on the held-out slice
-      by the same paired rule as (a) (`pl_route` says which route opened it).
+      by the same paired rule as (a) (`pl_route` says which route opened it). With
+      `pl_precision_route: false` a passing bound no longer opens the gate by itself: the
+      benefit test decides (on Fashion-MNIST dev draws pseudo-labels 89-97 % correct still cost
+      the student 1.2-2.4 points against its teacher: precision is not benefit).
    d. `semi` (a synth.semi.SemiConfig dict; null: off), decided before the gate: per fold a
       student trained by consistency on the fold's labels + the pool (synth.semi) against the
       chosen policy's fold model, by the same paired rule; adopted, it replaces (b)/(c) and the
@@ -60,7 +63,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from torch import nn
@@ -82,7 +85,7 @@ DEFAULTS: dict[str, Any] = {
     "search_steps": None, "fallback_augment": None,
     "pseudo_labels": True, "threshold": 0.9, "min_precision": 0.9, "pl_k_folds": 3, "pl_z": 1.0,
     "final_min_precision": 0.0, "pl_share": None, "max_pool": None, "teacher": None, "pl_gate": "after_al",
-    "pl_thresholds": None, "augment_after_al": True, "pl_benefit": True, "semi": None,
+    "pl_thresholds": None, "augment_after_al": True, "pl_benefit": True, "pl_precision_route": True, "semi": None,
 }
 PL_GATES = ("after_al", "slice")
 
@@ -101,6 +104,9 @@ def stack_params(params: Mapping[str, Any]) -> dict[str, Any]:
         SemiConfig.from_dict(p["semi"])  # a typo in the semi settings fails before any training
         if p["pl_gate"] != "after_al":
             raise ConfigError("bench.arms.stack.semi is decided by the after-AL CV: it needs pl_gate: after_al")
+    if p["pseudo_labels"] and not p["pl_precision_route"] and not (p["pl_benefit"] and p["pl_gate"] == "after_al"):
+        raise ConfigError("bench.arms.stack.pl_precision_route: false leaves the benefit test as the only way to open "
+                          "pseudo-labels: it needs pl_benefit: true and pl_gate: after_al (or set pseudo_labels: false)")
     return p
 
 
@@ -218,6 +224,10 @@ def decide_after_al(slice_: ImageSet, picks: ImageSet, rest: ImageSet, pre: AugP
         return run.policy, {**meta, "pl_on": False, "pl_choice": "configured off"}, seen
     gate = gate_decision(precision_at(run, gate_thresholds(p)), len(run.conf), p,
                          f"slice, teachers + {len(picks)} AL labels, {run.policy.name}")
+    gate["pl_precision_passes"] = gate["pl_on"]
+    if gate["pl_on"] and not p["pl_precision_route"]:
+        gate.update(pl_on=False, pl_route=None)
+        gate["pl_choice"] += "; the precision route is off (pl_precision_route: false), the benefit test decides"
     if gate["pl_on"] or not p["pl_benefit"] or gate["pl_cv_precision"] < float(p["min_precision"]):
         return run.policy, {**meta, **gate}, seen
     bench = pl_benefit(run, pool, float(gate["pl_threshold"]), teacher, float(p["min_gain"]))
@@ -270,9 +280,24 @@ def final_model(chosen: ImageSet, rest: ImageSet, policy: AugPolicy, gate: dict,
 
 
 # --------------------------------------------------------------------------- arm
-def arm_stack(data: ArmData, budget: Any, seed: int, cfg: ArmConfig) -> ArmOutput:
-    """Random slice -> augmentation by CV on it -> active learning with that learner -> pseudo-label gate
-    (CV on slice folds) -> learner + gated pseudo-labels."""
+@dataclass
+class StackPlan:
+    """Everything the stack decided before its final model: which labels, which levers, and why."""
+
+    chosen: ImageSet  # the labelled images it spent its budget on (slice + AL picks)
+    rest: ImageSet  # the pool minus the chosen images (unlabelled)
+    policy: AugPolicy
+    gate: dict  # the after-AL (or slice) decision: pl_on, pl_threshold, semi_on, ...
+    meta: dict
+    seen: dict[str, list[str]]
+
+
+def decide_stack(data: ArmData, budget: Any, seed: int, cfg: ArmConfig) -> StackPlan:
+    """Random slice -> augmentation by CV on it -> active learning with that learner -> the after-AL decision.
+
+    Kept apart from the final model so a design check can train the final model under two gate settings from
+    one run of the (costly, deterministic) decisions.
+    """
     p = stack_params(cfg.params)
     if data.unlabelled is None or cfg.oracle is None:
         raise ConfigError(f"arm {cfg.name!r} needs the unlabelled pool and its oracle: protocols: [unlabelled_pool]")
@@ -305,9 +330,18 @@ def arm_stack(data: ArmData, budget: Any, seed: int, cfg: ArmConfig) -> ArmOutpu
         seen["decision after AL (slice + AL labels)"] = [str(i) for i in chosen.ids]
         if cv_seen:
             seen["after-AL fold students (pool, unlabelled)"] = cv_seen
-    model, final_meta, pl_seen = final_model(chosen, rest, policy, gate, p, cfg.train, seed)
-    meta.update(al_meta, **final_meta, seconds=round(time.perf_counter() - t0, 1))
+    meta.update(al_meta)
+    return StackPlan(chosen, rest, policy, gate, meta, seen)
+
+
+def arm_stack(data: ArmData, budget: Any, seed: int, cfg: ArmConfig) -> ArmOutput:
+    """`decide_stack`, then the final model: the learner + gated pseudo-labels, or consistency training."""
+    t0 = time.perf_counter()
+    plan = decide_stack(data, budget, seed, cfg)
+    model, final_meta, pl_seen = final_model(plan.chosen, plan.rest, plan.policy, plan.gate,
+                                             stack_params(cfg.params), cfg.train, seed)
+    meta, seen = {**plan.meta, **final_meta, "seconds": round(time.perf_counter() - t0, 1)}, dict(plan.seen)
     if pl_seen:
-        final = "semi-supervised training" if gate.get("semi_on") else "pseudo-label teacher"
+        final = "semi-supervised training" if plan.gate.get("semi_on") else "pseudo-label teacher"
         seen[f"{final} (pool, unlabelled)"] = pl_seen
-    return ArmOutput(model, meta, seen, n_labelled=len(chosen))
+    return ArmOutput(model, meta, seen, n_labelled=len(plan.chosen))

@@ -1,0 +1,108 @@
+"""Design check on a dev split (never the test set): should the stack's pseudo-labels need the benefit test?
+
+The question: the stack (`synth/bench/stack_arm.py`, bench arm `full_stack`) opens pseudo-labels by either of two
+routes after active learning. The precision route opens when the Wilson lower bound of the fold teachers' held-out
+precision reaches 0.9; the benefit route, tried only when that bound fails, opens when students trained on the fold
+labels + pseudo-labels beat their teachers on the held-out slice. On Fashion-MNIST dev draws pseudo-labels 89-97 %
+correct still cost the student 1.2-2.4 points against its teacher (pl_balance_check), so a passing bound is no
+evidence that they help. `pl_precision_route: false` makes the benefit test decide whenever the bound passes too.
+
+Per draw (n labels per class drawn at random from the dev split's rest, seed) the stack runs as the harness runs
+it (`bench.arms.full_stack` of the bench preset, its classifier recipe, a simulated oracle over the rest of the
+pool) with `pl_precision_route: false`; its decisions are shared (`decide_stack`), then two final models:
+
+- real: the labelled draw alone (the benchmark's baseline; for reference);
+- current: the shipped gate (a passing bound opens pseudo-labels);
+- benefit_only: `pl_precision_route: false`. It differs from `current` only on draws where the bound passed and
+  the students did not beat their teachers; elsewhere the two are the same model.
+
+The decision rule was committed before the first draw (docs/label_efficiency_log.md, "The stack's precision route").
+Run with nothing else on the machine: the stack's step-2 search has a wall-clock budget.
+
+    python benchmarks/pl_route_check.py --data fashion_mnist --ns 20 --seeds 0 1 --out a.jsonl
+    python benchmarks/pl_route_check.py --data fashion_mnist --ns 20 --seeds 2 3 --out b.jsonl
+    python benchmarks/pl_route_check.py --data fashion_mnist --from-jsonl a.jsonl b.jsonl
+"""
+
+from __future__ import annotations
+
+import time
+from functools import cache
+
+from dev_split import REPO, check_main, draw_table, mean_se
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from synth.bench.arms import ArmConfig
+from synth.bench.protocol import POOL, ArmData, LabelOracle
+from synth.bench.stack_arm import decide_stack, final_model, stack_params
+from synth.data import ImageSet, draw_budget
+from synth.training import TrainConfig, accuracy, train_classifier
+
+ARMS = ("real", "current", "benefit_only")
+PRESET = {"digits": ["bench=digits_labels"], "fashion_mnist": ["bench=fashion_mnist", "data=fashion_mnist"]}
+
+
+@cache
+def bench_arm(data: str) -> tuple[dict, TrainConfig]:
+    """`bench.arms.full_stack` and `bench.train` of the harness's preset for `data`, composed as `synth bench` does."""
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("bench", overrides=PRESET[data])
+    return OmegaConf.to_container(cfg.bench.arms.full_stack), TrainConfig(**OmegaConf.to_container(cfg.bench.train))
+
+
+def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int, arms: tuple[str, ...] = ARMS) -> dict:
+    params, train = bench_arm(data)
+    params = {**params, "pl_precision_route": False}
+    labelled, pool = draw_budget(rest, n_per_class=n, seed=seed)  # pool: labels hidden; the oracle reads `rest`
+    arm_data = ArmData(labelled, pool, POOL)
+    cfg = ArmConfig("full_stack", params, train, oracle=LabelOracle(arm_data, rest))
+    t0, row = time.perf_counter(), {"data": data, "n": n, "seed": seed}
+    if "real" in arms:
+        row["real"] = accuracy(train_classifier(labelled, train, seed=seed), dev)
+    plan = decide_stack(arm_data, n, seed, cfg)
+    gate, p = plan.gate, stack_params(params)
+    row.update(augment=plan.policy.name, semi_on=bool(gate.get("semi_on")), pl_precision_passes=bool(gate.get("pl_precision_passes")),
+               pl_on=bool(gate.get("pl_on")), pl_route=gate.get("pl_route"), pl_threshold=gate.get("pl_threshold"),
+               pl_cv_precision=gate.get("pl_cv_precision"), pl_benefit=gate.get("pl_benefit"))
+    model, meta, _ = final_model(plan.chosen, plan.rest, plan.policy, gate, p, train, seed)
+    row["benefit_only"], row["benefit_only_pseudo"] = accuracy(model, dev), meta["pseudo_labelled"]
+    differs = row["pl_precision_passes"] and not row["pl_on"]
+    row["differs"] = differs
+    if differs:  # the shipped gate opens here: its final model, trained on the same decisions
+        model, meta, _ = final_model(plan.chosen, plan.rest, plan.policy, {**gate, "pl_on": True}, p, train, seed)
+    row["current"], row["current_pseudo"] = (accuracy(model, dev), meta["pseudo_labelled"]) if differs else \
+        (row["benefit_only"], row["benefit_only_pseudo"])
+    row["sec"] = round(time.perf_counter() - t0, 1)
+    return row
+
+
+def markdown(rows: list[dict], command: str) -> str:
+    """The per-draw table, the pooled difference the registered rule reads, then each draw's gate."""
+    diffs = [("benefit_only - current", "benefit_only", "current"), ("current - real", "current", "real")]
+    pooled = [f"- n = {n}, {label}: {mean_se([100 * (r[a] - r[b]) for r in rs])} points over {len(rs)} draws"
+              for n in sorted({r["n"] for r in rows}) for rs in [[r for r in rows if r["n"] == n]] for label, a, b in diffs]
+    gates = [f"| {r['n']} | {r['seed']} | {r['augment']} | {'yes' if r['semi_on'] else 'no'} | "
+             f"{'yes' if r['pl_precision_passes'] else 'no'} | {_benefit(r)} | {r['current_pseudo']} | {r['benefit_only_pseudo']} |"
+             for r in rows]
+    return (draw_table(rows, command, "The stack's pseudo-label routes (precision or benefit vs benefit only)", ARMS, diffs)
+            + "\nMean ± SE over the draws of each budget (the registered rule reads these):\n\n" + "\n".join(pooled) + "\n"
+            + "\nPer draw: the augmentation chosen after AL, consistency training adopted, the precision bound passed, "
+            "the benefit test (Brier gain ± SE; blank: not run), pseudo-labels kept by the shipped gate and by benefit only:\n\n"
+            "| n | seed | augment | semi | bound passes | benefit test | current kept | benefit_only kept |\n"
+            "|---|---|---|---|---|---|---|---|\n" + "\n".join(gates) + "\n")
+
+
+def _benefit(row: dict) -> str:
+    b = row.get("pl_benefit")
+    if not b:
+        return ""
+    return f"{'passes' if b['passes'] else 'fails'} ({b['brier_gain']:+.4f} ± {b['brier_gain_se']:.4f})"
+
+
+def main() -> None:
+    check_main("pl_route_check", __doc__, run_draw, markdown, ns=[20], arms=ARMS)
+
+
+if __name__ == "__main__":
+    main()
