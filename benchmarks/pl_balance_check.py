@@ -44,8 +44,9 @@ THRESHOLD = 0.99
 def _generator(policy, train: TrainConfig, seed: int, ratio: float | None) -> PseudoLabelGenerator:
     """The stack's final teacher, built as `stack_arm.final_model` builds it (its default params, the gate's
     threshold, k_folds 0: no second gate), with the cap under test."""
-    kwargs = {**pl_kwargs(stack_params({}), policy, train, seed), "threshold": THRESHOLD, "k_folds": 0}
-    return PseudoLabelGenerator(min_precision=0.0, max_class_ratio=ratio, **kwargs)
+    kwargs = {**pl_kwargs(stack_params({}), policy, train, seed), "threshold": THRESHOLD, "k_folds": 0,
+              "max_class_ratio": ratio}
+    return PseudoLabelGenerator(min_precision=0.0, **kwargs)
 
 
 def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int, arms: tuple[str, ...] = ARMS) -> dict:

@@ -102,6 +102,8 @@ def test_wilson_lower_bound_and_param_checks():
         stack_params({"initial_fraction": 0})
     with pytest.raises(ConfigError, match="pl_gate"):
         stack_params({"pl_gate": "before"})
+    with pytest.raises(ConfigError, match="pl_max_class_ratio"):
+        stack_params({"pl_max_class_ratio": 0.5})
 
 
 def test_stack_spends_its_whole_budget_when_the_batch_does_not_divide_it(tmp_path, digits_source):

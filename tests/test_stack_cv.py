@@ -66,3 +66,15 @@ def test_benefit_refuses_a_pool_that_holds_labelled_images(tiny_labelled, digits
     res = pl_benefit(run, digits_splits.unlabelled.subset(np.arange(200)), 0.0, TINY, min_gain=0.005)
     assert res["kept_per_fold"] == [200, 200, 200]  # threshold 0 keeps every pool image
     assert isinstance(res["passes"], bool) and np.isfinite(res["brier_gain"])
+
+
+def test_benefit_students_cap_pseudo_labels_per_class_like_the_final_source(tiny_labelled, digits_splits):
+    run = fold_run(tiny_labelled, None, preset("none"), TINY, k=3, seed=0)
+    pool = digits_splits.unlabelled.subset(np.arange(200))
+    free = pl_benefit(run, pool, 0.0, TINY, min_gain=0.005)
+    capped = pl_benefit(run, pool, 0.0, TINY, min_gain=0.005, max_class_ratio=1.0)
+    assert [sum(c) for c in free["kept_per_class"]] == free["kept_per_fold"] == [200, 200, 200]
+    for before, after in zip(free["kept_per_class"], capped["kept_per_class"], strict=True):
+        assert max(after) <= max(min(before), 1)  # ratio 1: no class above the smallest (an empty class counts as 1)
+        assert all(a <= b for a, b in zip(after, before, strict=True))
+    assert sum(capped["kept_per_fold"]) < 600  # 6-step models do not predict 10 classes in equal numbers

@@ -29,7 +29,8 @@ augmentation hurts. This arm decides every risky lever on labels that are NOT ac
       `min_precision` (30 validated images cannot give a bound of 0.9 unless ~24 of 24 kept are
       right), each fold model labels the pool and a student trains on the fold's labels + those
       pseudo-labels; the gate opens when the students beat their teachers on the held-out slice
-      by the same paired rule as (a) (`pl_route` says which route opened it). With
+      by the same paired rule as (a) (`pl_route` says which route opened it). The students'
+      pseudo-labels are capped per class (`pl_max_class_ratio`) as the final teacher's are. With
       `pl_precision_route: false` a passing bound no longer opens the gate by itself: the
       benefit test decides (on Fashion-MNIST dev draws pseudo-labels 89-97 % correct still cost
       the student 1.2-2.4 points against its teacher: precision is not benefit).
@@ -85,7 +86,8 @@ DEFAULTS: dict[str, Any] = {
     "search_steps": None, "fallback_augment": None,
     "pseudo_labels": True, "threshold": 0.9, "min_precision": 0.9, "pl_k_folds": 3, "pl_z": 1.0,
     "final_min_precision": 0.0, "pl_share": None, "max_pool": None, "teacher": None, "pl_gate": "after_al",
-    "pl_thresholds": None, "augment_after_al": True, "pl_benefit": True, "pl_precision_route": True, "semi": None,
+    "pl_thresholds": None, "augment_after_al": True, "pl_benefit": True, "pl_precision_route": True, "pl_max_class_ratio": 2.0,
+    "semi": None,
 }
 PL_GATES = ("after_al", "slice")
 
@@ -104,6 +106,9 @@ def stack_params(params: Mapping[str, Any]) -> dict[str, Any]:
         SemiConfig.from_dict(p["semi"])  # a typo in the semi settings fails before any training
         if p["pl_gate"] != "after_al":
             raise ConfigError("bench.arms.stack.semi is decided by the after-AL CV: it needs pl_gate: after_al")
+    ratio = p["pl_max_class_ratio"]
+    if ratio is not None and not float(ratio) >= 1:
+        raise ConfigError(f"bench.arms.stack.pl_max_class_ratio must be >= 1 or null, got {ratio}")
     if p["pseudo_labels"] and not p["pl_precision_route"] and not (p["pl_benefit"] and p["pl_gate"] == "after_al"):
         raise ConfigError("bench.arms.stack.pl_precision_route: false leaves the benefit test as the only way to open "
                           "pseudo-labels: it needs pl_benefit: true and pl_gate: after_al (or set pseudo_labels: false)")
@@ -142,7 +147,8 @@ def pl_kwargs(p: Mapping[str, Any], policy: AugPolicy, train: TrainConfig, seed:
     """PseudoLabelGenerator arguments: the chosen augmentation and (by default) the arm's classifier recipe."""
     return {"threshold": float(p["threshold"]), "k_folds": int(p["pl_k_folds"]),
             "augment_ops": [dict(op) for op in policy.ops], "working_size": policy.working_size,
-            "resample": policy.resample, "max_pool": p["max_pool"], "seed": seed, **teacher_params(p, train)}
+            "resample": policy.resample, "max_pool": p["max_pool"], "seed": seed,
+            "max_class_ratio": p["pl_max_class_ratio"], **teacher_params(p, train)}
 
 
 def pl_gate(slice_: ImageSet, policy: AugPolicy, p: Mapping[str, Any], train: TrainConfig, seed: int) -> dict:
@@ -230,7 +236,7 @@ def decide_after_al(slice_: ImageSet, picks: ImageSet, rest: ImageSet, pre: AugP
         gate["pl_choice"] += "; the precision route is off (pl_precision_route: false), the benefit test decides"
     if gate["pl_on"] or not p["pl_benefit"] or gate["pl_cv_precision"] < float(p["min_precision"]):
         return run.policy, {**meta, **gate}, seen
-    bench = pl_benefit(run, pool, float(gate["pl_threshold"]), teacher, float(p["min_gain"]))
+    bench = pl_benefit(run, pool, float(gate["pl_threshold"]), teacher, float(p["min_gain"]), p["pl_max_class_ratio"])
     if bench["passes"]:
         gate.update(pl_on=True, pl_route="benefit")
     gate["pl_choice"] += (f"; benefit: students with pseudo-labels {'beat' if bench['passes'] else 'do not beat'} "

@@ -127,19 +127,30 @@ def student_benefit(run: FoldRun, pool: ImageSet, student: StudentFn, min_gain: 
 
 
 def pl_benefit(run: FoldRun, pool: ImageSet, threshold: float, train: TrainConfig, min_gain: float,
-               z: float = 1.0) -> dict:
-    """Students (fold labels + the fold model's confident pseudo-labels of `pool`) vs their teachers."""
+               max_class_ratio: float | None = None, z: float = 1.0) -> dict:
+    """Students (fold labels + the fold model's confident pseudo-labels of `pool`) vs their teachers.
+
+    `max_class_ratio` caps the pseudo-labels per class as the final teacher's source does
+    (`PseudoLabelGenerator.max_class_ratio`), so the test measures the pseudo-labels that would ship.
+    """
+    from generators.pseudo_label import balance_kept
+
     augment = run.policy.build()
     kept: list[int] = []
+    per_class: list[list[int]] = []
 
     def student(model: nn.Module, tr: ImageSet, pool: ImageSet, fold_seed: int) -> nn.Module:
         proba = predict_proba(model, pool.images)
-        keep = np.flatnonzero(proba.max(1) >= threshold)
-        extra = ImageSet(pool.images[keep], proba[keep].argmax(1).astype(np.int64), pool.ids[keep], pool.class_names)
+        conf, pred = proba.max(1), proba.argmax(1)
+        keep = np.flatnonzero(conf >= threshold)
+        if max_class_ratio is not None and len(keep):
+            keep = balance_kept(keep, pred, conf, proba.shape[1], float(max_class_ratio))
+        extra = ImageSet(pool.images[keep], pred[keep].astype(np.int64), pool.ids[keep], pool.class_names)
         kept.append(len(keep))
+        per_class.append(np.bincount(pred[keep], minlength=proba.shape[1]).tolist())
         return train_classifier(tr.concat(extra) if len(extra) else tr, train, seed=fold_seed, augment=augment)
 
-    return {**student_benefit(run, pool, student, min_gain, z), "kept_per_fold": kept}
+    return {**student_benefit(run, pool, student, min_gain, z), "kept_per_fold": kept, "kept_per_class": per_class}
 
 
 def semi_benefit(run: FoldRun, pool: ImageSet, train: TrainConfig, semi: SemiConfig, min_gain: float,
