@@ -76,7 +76,8 @@ class PseudoLabelGenerator(Generator):
             Confident predictions pile up in the easy classes (Fashion-MNIST teachers at 20 labels
             per class kept 26-699x more of one class than another), and a set that skewed teaches the
             student the teacher's bias: on dev splits the cap at 2 gained +1.24 +- 0.57 points there
-            and never bound on digits (benchmarks/results/pl_balance_check_*.md).
+            and never bound on digits (benchmarks/results/pl_balance_check_*.md). With rounds > 1 each
+            round's teacher trains on the previous round's capped set too.
         seed: seeds teacher training and the pool subset.
     """
 
@@ -169,9 +170,14 @@ class PseudoLabelGenerator(Generator):
         for r in range(int(self.config["rounds"])):
             proba = predict_proba(self._teacher(labelled, extra, seed + r), pool.images)
             pred, conf = proba.argmax(1).astype(np.int64), proba.max(1)
-            keep = np.flatnonzero(conf >= threshold)
+            keep = self._cap(np.flatnonzero(conf >= threshold), pred, conf, proba.shape[1])  # next round trains on the capped set
             extra = ImageSet(pool.images[keep], pred[keep], pool.ids[keep], pool.class_names)
         return pred, conf
+
+    def _cap(self, keep: np.ndarray, pred: np.ndarray, conf: np.ndarray, n_classes: int) -> np.ndarray:
+        """`keep` cut per class by `max_class_ratio` (unchanged when it is None)."""
+        ratio = self.config["max_class_ratio"]
+        return keep if ratio is None else balance_kept(keep, pred, conf, n_classes, float(ratio))
 
     def estimate_precision(self, labelled: ImageSet, pool: ImageSet | None = None,
                            always_train: ImageSet | None = None,
@@ -238,8 +244,7 @@ class PseudoLabelGenerator(Generator):
         pred, conf = self._label_pool(labelled, pool, int(self.config["seed"]) + 1000)
         keep = np.flatnonzero(conf >= float(self.config["threshold"]))
         confident = np.bincount(pred[keep], minlength=len(labelled.class_names))
-        if self.config["max_class_ratio"] is not None:
-            keep = balance_kept(keep, pred, conf, len(labelled.class_names), float(self.config["max_class_ratio"]))
+        keep = self._cap(keep, pred, conf, len(labelled.class_names))
         self._set_kept(pool.images[keep], pred[keep], pool.ids[keep], conf[keep])
         counts = self.kept_counts
         info.update(active=len(keep) > 0, kept=int(len(keep)), pool=len(pool), kept_per_class=counts.tolist(),

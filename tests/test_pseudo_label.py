@@ -163,6 +163,27 @@ def test_the_default_cap_is_two_and_a_checkpoint_from_before_it_keeps_every_labe
     assert Generator.load(tmp_path / "old").config["max_class_ratio"] is None
 
 
+class _Recording(PseudoLabelGenerator):
+    """A real source that also records what each teacher round trained on beyond the labelled images."""
+
+    def _teacher(self, labelled, extra, seed):
+        self.extras.append(None if extra is None else np.bincount(extra.labels, minlength=len(labelled.class_names)))
+        return super()._teacher(labelled, extra, seed)
+
+
+@pytest.mark.parametrize("ratio", [1.0, None])
+def test_later_rounds_train_on_the_capped_set(tiny_labelled, pool, ratio):
+    gen = _Recording(threshold=0.6, min_precision=0.0, rounds=2, max_class_ratio=ratio, **{**FAST, "k_folds": 0})
+    gen.extras = []
+    gen.fit(tiny_labelled, pool)
+    first, second = gen.extras
+    assert first is None and second.sum() > 0
+    if ratio is None:
+        assert second.max() > max(int(second.min()), 1)  # the tiny teacher's confident labels are skewed...
+    else:
+        assert second.max() <= max(int(second.min()), 1)  # ...and the cap evens them before round 2 trains
+
+
 @pytest.mark.parametrize("ratio", [0.5, -1.0, float("nan")])
 def test_max_class_ratio_below_one_is_a_config_error(ratio):
     with pytest.raises(ConfigError, match="max_class_ratio"):
