@@ -33,7 +33,9 @@ augmentation hurts. This arm decides every risky lever on labels that are NOT ac
       pseudo-labels are capped per class (`pl_max_class_ratio`) as the final teacher's are. With
       `pl_precision_route: false` a passing bound no longer opens the gate by itself: the
       benefit test decides (on Fashion-MNIST dev draws pseudo-labels 89-97 % correct still cost
-      the student 1.2-2.4 points against its teacher: precision is not benefit).
+      the student 1.2-2.4 points against its teacher: precision is not benefit). It stays on by
+      default: on dev splits (benchmarks/results/pl_route_check_*.md) the benefit test passed
+      wherever the bound did, so no draw changed.
    d. `semi` (a synth.semi.SemiConfig dict; null: off), decided before the gate: per fold a
       student trained by consistency on the fold's labels + the pool (synth.semi) against the
       chosen policy's fold model, by the same paired rule; adopted, it replaces (b)/(c) and the
