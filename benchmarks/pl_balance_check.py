@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from dev_split import check_main, draw_table, mean_se
+from dev_split import check_main, draw_table, pooled_by_budget
 
 from generators.pseudo_label import PseudoLabelGenerator
 from synth.bench.stack_arm import pl_kwargs, stack_params
@@ -75,8 +75,7 @@ def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int, arms: 
 def markdown(rows: list[dict], command: str) -> str:
     """The per-draw table, then the pooled differences the registered rule reads, then each draw's kept counts."""
     diffs = [("pl_cap2 - pl", "pl_cap2", "pl"), ("pl - teacher", "pl", "teacher")]
-    pooled = [f"- n = {n}, {label}: {mean_se([100 * (r[a] - r[b]) for r in rs])} points over {len(rs)} draws"
-              for n in sorted({r["n"] for r in rows}) for rs in [[r for r in rows if r["n"] == n]] for label, a, b in diffs]
+    pooled = pooled_by_budget(rows, diffs)
     kept = [f"| {r['n']} | {r['seed']} | {' / '.join(map(str, r['pl_kept']))} | {max(r['pl_kept']) / max(min(r['pl_kept']), 1):.1f}x | "
             f"{100 * r.get('pl_precision', float('nan')):.1f} | {100 * r.get('pl_cap2_precision', float('nan')):.1f} | {sum(r['pl_cap2_kept'])} |"
             for r in rows if "pl_kept" in r and "pl_cap2_kept" in r]

@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 from functools import cache
 
-from dev_split import REPO, check_main, draw_table, mean_se
+from dev_split import REPO, check_main, draw_table, pooled_by_budget
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -80,8 +80,7 @@ def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int, arms: 
 def markdown(rows: list[dict], command: str) -> str:
     """The per-draw table, the pooled difference the registered rule reads, then each draw's gate."""
     diffs = [("benefit_only - current", "benefit_only", "current"), ("current - real", "current", "real")]
-    pooled = [f"- n = {n}, {label}: {mean_se([100 * (r[a] - r[b]) for r in rs])} points over {len(rs)} draws"
-              for n in sorted({r["n"] for r in rows}) for rs in [[r for r in rows if r["n"] == n]] for label, a, b in diffs]
+    pooled = pooled_by_budget(rows, diffs)
     gates = [f"| {r['n']} | {r['seed']} | {r['augment']} | {'yes' if r['semi_on'] else 'no'} | "
              f"{'yes' if r['pl_precision_passes'] else 'no'} | {_benefit(r)} | {r['current_pseudo']} | {r['benefit_only_pseudo']} |"
              for r in rows]
