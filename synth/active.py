@@ -319,7 +319,10 @@ def active_learning(
     if (initial_labelled.labels < 0).any():
         raise DataError("initial_labelled contains unlabelled images (label -1)")
     labelled, history = initial_labelled, []
-    model = train_fn(labelled, seed)
+    # a model-free selector never reads the round's model: without on_round only the final one is trained
+    # (same labels, same seed: the same model as before, without rounds x the training)
+    every_round = strategy not in MODEL_FREE or on_round is not None
+    model = train_fn(labelled, seed) if every_round else None
     if on_round:
         on_round(0, model, labelled)
     for r in range(1, rounds + 1):
@@ -334,7 +337,10 @@ def active_learning(
         labelled = labelled.concat(ImageSet(picked.images, labels, picked.ids, pool.class_names))
         history.append({"round": r, "n_labelled": len(labelled), "selected": picked.ids.tolist(),
                         "selected_counts": np.bincount(labels, minlength=pool.n_classes).tolist()})
-        model = train_fn(labelled, seed)
+        if every_round:
+            model = train_fn(labelled, seed)
         if on_round:
             on_round(r, model, labelled)
+    if not every_round:
+        model = train_fn(labelled, seed)
     return ALResult(model=model, labelled=labelled, history=history)

@@ -212,3 +212,21 @@ def test_budget_rounds_and_the_label_cap():
     with pytest.raises(ConfigError, match="below the 1 initial labels"):
         active_learning(one, _constructed([128], [0]), SimulatedOracle(one), rounds=1, batch_size=1,
                         max_labels=0, train_fn=lambda d, s: None)
+
+
+@pytest.mark.parametrize("strategy, trainings", [("typiclust", 1), ("random", 1), ("margin", 3)])
+def test_model_free_selectors_train_only_the_final_model(digits_source, digits_splits, strategy, trainings):
+    pool_truth = digits_source.pool.subset(np.arange(300))
+    initial = digits_splits.labelled.subset(np.arange(0, 100, 10))
+    seen: list[int] = []
+
+    def train_fn(data: ImageSet, seed: int) -> nn.Module:
+        seen.append(len(data))
+        return train_classifier(data, TINY, seed=seed)
+
+    res = active_learning(initial, pool_truth.without_labels(), SimulatedOracle(pool_truth), rounds=2, batch_size=5,
+                          train_fn=train_fn, strategy=strategy, seed=3)
+    assert len(seen) == trainings and seen[-1] == len(res.labelled) == 20  # the returned model saw every label
+    again = train_classifier(res.labelled, TINY, seed=3)
+    for a, b in zip(res.model.state_dict().values(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
