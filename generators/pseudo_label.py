@@ -52,6 +52,16 @@ def balance_kept(keep: np.ndarray, pred: np.ndarray, conf: np.ndarray, n_classes
     return np.sort(np.concatenate(out)) if out else keep
 
 
+def confident_kept(pred: np.ndarray, conf: np.ndarray, threshold: float, n_classes: int,
+                   max_ratio: float | None) -> np.ndarray:
+    """Indices whose confidence reaches `threshold`, cut per class by `balance_kept` unless `max_ratio` is None.
+
+    One place for the source's kept set, its intermediate rounds and the stack's benefit-test students, so
+    all three keep the same pseudo-labels."""
+    keep = np.flatnonzero(conf >= threshold)
+    return keep if max_ratio is None else balance_kept(keep, pred, conf, n_classes, float(max_ratio))
+
+
 class PseudoLabelsDisabled(DataError):
     """The pseudo-label source switched itself off (estimated precision too low, or no pool)."""
 
@@ -170,14 +180,10 @@ class PseudoLabelGenerator(Generator):
         for r in range(int(self.config["rounds"])):
             proba = predict_proba(self._teacher(labelled, extra, seed + r), pool.images)
             pred, conf = proba.argmax(1).astype(np.int64), proba.max(1)
-            keep = self._cap(np.flatnonzero(conf >= threshold), pred, conf, proba.shape[1])  # next round trains on the capped set
+            # the next round's teacher trains on the capped set
+            keep = confident_kept(pred, conf, threshold, proba.shape[1], self.config["max_class_ratio"])
             extra = ImageSet(pool.images[keep], pred[keep], pool.ids[keep], pool.class_names)
         return pred, conf
-
-    def _cap(self, keep: np.ndarray, pred: np.ndarray, conf: np.ndarray, n_classes: int) -> np.ndarray:
-        """`keep` cut per class by `max_class_ratio` (unchanged when it is None)."""
-        ratio = self.config["max_class_ratio"]
-        return keep if ratio is None else balance_kept(keep, pred, conf, n_classes, float(ratio))
 
     def estimate_precision(self, labelled: ImageSet, pool: ImageSet | None = None,
                            always_train: ImageSet | None = None,
@@ -242,9 +248,9 @@ class PseudoLabelGenerator(Generator):
                 f"< min_precision={floor} (threshold={self.config['threshold']})"))
             return info
         pred, conf = self._label_pool(labelled, pool, int(self.config["seed"]) + 1000)
-        keep = np.flatnonzero(conf >= float(self.config["threshold"]))
-        confident = np.bincount(pred[keep], minlength=len(labelled.class_names))
-        keep = self._cap(keep, pred, conf, len(labelled.class_names))
+        threshold, n_classes = float(self.config["threshold"]), len(labelled.class_names)
+        confident = np.bincount(pred[conf >= threshold], minlength=n_classes)  # before the cap, for the record
+        keep = confident_kept(pred, conf, threshold, n_classes, self.config["max_class_ratio"])
         self._set_kept(pool.images[keep], pred[keep], pool.ids[keep], conf[keep])
         counts = self.kept_counts
         info.update(active=len(keep) > 0, kept=int(len(keep)), pool=len(pool), kept_per_class=counts.tolist(),

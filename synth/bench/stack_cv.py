@@ -133,7 +133,7 @@ def pl_benefit(run: FoldRun, pool: ImageSet, threshold: float, train: TrainConfi
     `max_class_ratio` caps the pseudo-labels per class as the final teacher's source does
     (`PseudoLabelGenerator.max_class_ratio`), so the test measures the pseudo-labels that would ship.
     """
-    from generators.pseudo_label import balance_kept
+    from generators.pseudo_label import confident_kept
 
     augment = run.policy.build()
     kept: list[int] = []
@@ -142,9 +142,7 @@ def pl_benefit(run: FoldRun, pool: ImageSet, threshold: float, train: TrainConfi
     def student(model: nn.Module, tr: ImageSet, pool: ImageSet, fold_seed: int) -> nn.Module:
         proba = predict_proba(model, pool.images)
         conf, pred = proba.max(1), proba.argmax(1)
-        keep = np.flatnonzero(conf >= threshold)
-        if max_class_ratio is not None and len(keep):
-            keep = balance_kept(keep, pred, conf, proba.shape[1], float(max_class_ratio))
+        keep = confident_kept(pred, conf, threshold, proba.shape[1], max_class_ratio)
         extra = ImageSet(pool.images[keep], pred[keep].astype(np.int64), pool.ids[keep], pool.class_names)
         kept.append(len(keep))
         per_class.append(np.bincount(pred[keep], minlength=proba.shape[1]).tolist())
