@@ -186,10 +186,12 @@ def mean_se(points: Sequence[float]) -> str:
     return f"{np.mean(points):+.2f} ± {se:.2f}"
 
 
-def pooled_by_budget(rows: list[dict], diffs: Sequence[tuple[str, str, str]]) -> list[str]:
-    """One markdown bullet per budget and `(label, a, b)`: the mean ± SE over that budget's draws of a - b, in points."""
-    return [f"- n = {n}, {label}: {mean_se([100 * (r[a] - r[b]) for r in rs])} points over {len(rs)} draws"
-            for n in sorted({r["n"] for r in rows}) for rs in [[r for r in rows if r["n"] == n]] for label, a, b in diffs]
+def pooled_by_budget(rows: list[dict], diffs: Sequence[tuple[str, str, str]], reads: str) -> str:
+    """Markdown: per budget and `(label, a, b)`, the mean ± SE over that budget's draws of a - b in points, under a
+    line saying which of them the check's registered rule `reads`."""
+    bullets = [f"- n = {n}, {label}: {mean_se([100 * (r[a] - r[b]) for r in rs])} points over {len(rs)} draws"
+               for n in sorted({r["n"] for r in rows}) for rs in [[r for r in rows if r["n"] == n]] for label, a, b in diffs]
+    return f"\nMean ± SE over the draws of each budget ({reads}):\n\n" + "\n".join(bullets) + "\n"
 
 
 def draw_table(rows: list[dict], command: str, title: str, arms: Sequence[str],

@@ -75,12 +75,11 @@ def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int, arms: 
 def markdown(rows: list[dict], command: str) -> str:
     """The per-draw table, then the pooled differences the registered rule reads, then each draw's kept counts."""
     diffs = [("pl_cap2 - pl", "pl_cap2", "pl"), ("pl - teacher", "pl", "teacher")]
-    pooled = pooled_by_budget(rows, diffs)
     kept = [f"| {r['n']} | {r['seed']} | {' / '.join(map(str, r['pl_kept']))} | {max(r['pl_kept']) / max(min(r['pl_kept']), 1):.1f}x | "
             f"{100 * r.get('pl_precision', float('nan')):.1f} | {100 * r.get('pl_cap2_precision', float('nan')):.1f} | {sum(r['pl_cap2_kept'])} |"
             for r in rows if "pl_kept" in r and "pl_cap2_kept" in r]
     return (draw_table(rows, command, "A per-class cap on confident pseudo-labels (threshold 0.99, strong teacher)", ARMS, diffs)
-            + "\nMean ± SE over the draws of each budget (the registered rule reads Fashion-MNIST n = 20 and digits n = 5):\n\n" + "\n".join(pooled) + "\n"
+            + pooled_by_budget(rows, diffs, "the registered rule reads Fashion-MNIST n = 20 and digits n = 5")
             + "\nKept pseudo-labels per class (uncapped), their skew (largest ÷ smallest class), precision (%) uncapped / "
             "capped, and how many the cap keeps:\n\n| n | seed | kept per class | skew | precision | capped precision | capped kept |\n"
             "|---|---|---|---|---|---|---|\n" + "\n".join(kept) + "\n")

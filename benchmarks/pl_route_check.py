@@ -35,7 +35,7 @@ from omegaconf import OmegaConf
 
 from synth.bench.arms import ArmConfig
 from synth.bench.protocol import POOL, ArmData, LabelOracle
-from synth.bench.stack_arm import decide_stack, final_model, stack_params
+from synth.bench.stack_arm import decide_stack, final_model
 from synth.data import ImageSet, draw_budget
 from synth.training import TrainConfig, accuracy, train_classifier
 
@@ -61,18 +61,17 @@ def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int, arms: 
     if "real" in arms:
         row["real"] = accuracy(train_classifier(labelled, train, seed=seed), dev)
     plan = decide_stack(arm_data, n, seed, cfg)
-    gate, p = plan.gate, stack_params(params)
+    gate = plan.gate
     row.update(augment=plan.policy.name, semi_on=bool(gate.get("semi_on")), pl_precision_passes=bool(gate.get("pl_precision_passes")),
                pl_on=bool(gate.get("pl_on")), pl_route=gate.get("pl_route"), pl_threshold=gate.get("pl_threshold"),
                pl_cv_precision=gate.get("pl_cv_precision"), pl_benefit=gate.get("pl_benefit"))
-    model, meta, _ = final_model(plan.chosen, plan.rest, plan.policy, gate, p, train, seed)
+    model, meta, _ = final_model(plan.chosen, plan.rest, plan.policy, gate, plan.params, train, seed)
     row["benefit_only"], row["benefit_only_pseudo"] = accuracy(model, dev), meta["pseudo_labelled"]
-    differs = row["pl_precision_passes"] and not row["pl_on"]
-    row["differs"] = differs
-    if differs:  # the shipped gate opens here: its final model, trained on the same decisions
-        model, meta, _ = final_model(plan.chosen, plan.rest, plan.policy, {**gate, "pl_on": True}, p, train, seed)
-    row["current"], row["current_pseudo"] = (accuracy(model, dev), meta["pseudo_labelled"]) if differs else \
-        (row["benefit_only"], row["benefit_only_pseudo"])
+    row["differs"] = row["pl_precision_passes"] and not row["pl_on"]
+    row["current"], row["current_pseudo"] = row["benefit_only"], row["benefit_only_pseudo"]
+    if row["differs"]:  # the shipped gate opens here: its final model, trained on the same decisions
+        model, meta, _ = final_model(plan.chosen, plan.rest, plan.policy, {**gate, "pl_on": True}, plan.params, train, seed)
+        row["current"], row["current_pseudo"] = accuracy(model, dev), meta["pseudo_labelled"]
     row["sec"] = round(time.perf_counter() - t0, 1)
     return row
 
@@ -80,12 +79,11 @@ def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int, arms: 
 def markdown(rows: list[dict], command: str) -> str:
     """The per-draw table, the pooled difference the registered rule reads, then each draw's gate."""
     diffs = [("benefit_only - current", "benefit_only", "current"), ("current - real", "current", "real")]
-    pooled = pooled_by_budget(rows, diffs)
     gates = [f"| {r['n']} | {r['seed']} | {r['augment']} | {'yes' if r['semi_on'] else 'no'} | "
              f"{'yes' if r['pl_precision_passes'] else 'no'} | {_benefit(r)} | {r['current_pseudo']} | {r['benefit_only_pseudo']} |"
              for r in rows]
     return (draw_table(rows, command, "The stack's pseudo-label routes (precision or benefit vs benefit only)", ARMS, diffs)
-            + "\nMean ± SE over the draws of each budget (the registered rule reads these):\n\n" + "\n".join(pooled) + "\n"
+            + pooled_by_budget(rows, diffs, "the registered rule reads these")
             + "\nPer draw: the augmentation chosen after AL, consistency training adopted, the precision bound passed, "
             "the benefit test (Brier gain ± SE; blank: not run), pseudo-labels kept by the shipped gate and by benefit only:\n\n"
             "| n | seed | augment | semi | bound passes | benefit test | current kept | benefit_only kept |\n"

@@ -298,6 +298,7 @@ class StackPlan:
     gate: dict  # the after-AL (or slice) decision: pl_on, pl_threshold, semi_on, ...
     meta: dict
     seen: dict[str, list[str]]
+    params: dict[str, Any]  # the arm's params over DEFAULTS (`stack_params`), which the final model reads too
 
 
 def decide_stack(data: ArmData, budget: Any, seed: int, cfg: ArmConfig) -> StackPlan:
@@ -339,15 +340,14 @@ def decide_stack(data: ArmData, budget: Any, seed: int, cfg: ArmConfig) -> Stack
         if cv_seen:
             seen["after-AL fold students (pool, unlabelled)"] = cv_seen
     meta.update(al_meta)
-    return StackPlan(chosen, rest, policy, gate, meta, seen)
+    return StackPlan(chosen, rest, policy, gate, meta, seen, p)
 
 
 def arm_stack(data: ArmData, budget: Any, seed: int, cfg: ArmConfig) -> ArmOutput:
     """`decide_stack`, then the final model: the learner + gated pseudo-labels, or consistency training."""
     t0 = time.perf_counter()
     plan = decide_stack(data, budget, seed, cfg)
-    model, final_meta, pl_seen = final_model(plan.chosen, plan.rest, plan.policy, plan.gate,
-                                             stack_params(cfg.params), cfg.train, seed)
+    model, final_meta, pl_seen = final_model(plan.chosen, plan.rest, plan.policy, plan.gate, plan.params, cfg.train, seed)
     meta, seen = {**plan.meta, **final_meta, "seconds": round(time.perf_counter() - t0, 1)}, dict(plan.seen)
     if pl_seen:
         final = "semi-supervised training" if plan.gate.get("semi_on") else "pseudo-label teacher"
