@@ -27,12 +27,24 @@ from synth.training import TrainConfig
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
 DEV_SIZE = {"digits": 300, "fashion_mnist": 2000}
+BENCH_PRESET = {"digits": ["bench=digits_labels"], "fashion_mnist": ["bench=fashion_mnist", "data=fashion_mnist"]}
 
 
 @cache
 def data_source(data: str):
     """The harness's data source for `data` (conf/data/<data>.yaml), built once per process."""
     return build(OmegaConf.load(REPO / "conf" / "data" / f"{data}.yaml"), "data")
+
+
+@cache
+def bench_arm(data: str, arm: str) -> tuple[dict, TrainConfig]:
+    """`bench.arms.<arm>` and `bench.train` of the harness's preset for `data`, composed as `synth bench` does, so a
+    check runs the arm with the params a benchmark cell would."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("bench", overrides=BENCH_PRESET[data])
+    return OmegaConf.to_container(cfg.bench.arms[arm]), TrainConfig(**OmegaConf.to_container(cfg.bench.train))
 
 
 def dev_split(data: str) -> tuple[ImageSet, ImageSet]:

@@ -27,32 +27,20 @@ Run with nothing else on the machine: the stack's step-2 search has a wall-clock
 from __future__ import annotations
 
 import time
-from functools import cache
 
-from dev_split import REPO, check_main, draw_table, pooled_by_budget
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from dev_split import bench_arm, check_main, draw_table, pooled_by_budget
 
 from synth.bench.arms import ArmConfig
 from synth.bench.protocol import POOL, ArmData, LabelOracle
 from synth.bench.stack_arm import decide_stack, final_model
 from synth.data import ImageSet, draw_budget
-from synth.training import TrainConfig, accuracy, train_classifier
+from synth.training import accuracy, train_classifier
 
 ARMS = ("real", "current", "benefit_only")
-PRESET = {"digits": ["bench=digits_labels"], "fashion_mnist": ["bench=fashion_mnist", "data=fashion_mnist"]}
-
-
-@cache
-def bench_arm(data: str) -> tuple[dict, TrainConfig]:
-    """`bench.arms.full_stack` and `bench.train` of the harness's preset for `data`, composed as `synth bench` does."""
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("bench", overrides=PRESET[data])
-    return OmegaConf.to_container(cfg.bench.arms.full_stack), TrainConfig(**OmegaConf.to_container(cfg.bench.train))
 
 
 def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int, arms: tuple[str, ...] = ARMS) -> dict:
-    params, train = bench_arm(data)
+    params, train = bench_arm(data, "full_stack")
     params = {**params, "pl_precision_route": False}
     labelled, pool = draw_budget(rest, n_per_class=n, seed=seed)  # pool: labels hidden; the oracle reads `rest`
     arm_data = ArmData(labelled, pool, POOL)

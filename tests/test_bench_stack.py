@@ -150,11 +150,29 @@ def test_stack_adopts_consistency_training_only_when_fold_students_beat_the_fold
     assert "< min_precision" in off["meta"]["pl_choice"]
 
 
+def test_small_slice_adopts_consistency_training_without_its_cv(tmp_path, digits_source):
+    # min_gain 10: the CV would decline (as in the test above); at budget 4 the slice holds 2 labels a class
+    on = run(tmp_path, digits_source, [4], min_precision=1.0, semi=SEMI, min_gain=10.0, semi_max_slice=2)[("stack", 4)]
+    m, comps = on["meta"], on["protocol_check"]["components"]
+    assert m["slice_min"] == 2 and m["semi_on"] is True and m["semi"] == {"passes": True, "route": "small slice"}
+    assert "semi_max_slice 2" in m["semi_choice"] and m["semi_info"]["steps"] == 40 and m["pseudo_labelled"] == 0
+    assert "after-AL fold students (pool, unlabelled)" not in comps  # no fold student trained
+    assert comps["semi-supervised training (pool, unlabelled)"]["labelled_seen"] == 0
+    # one label short of the route: the CV decides again, and declines
+    off = run(tmp_path / "off", digits_source, [4], min_precision=1.0, semi=SEMI, min_gain=10.0,
+              semi_max_slice=1)[("stack", 4)]
+    assert off["meta"]["semi_on"] is False and off["meta"]["semi"]["passes"] is False
+
+
 def test_stack_semi_settings_are_checked_before_training():
     with pytest.raises(ConfigError, match="unknown key"):
         stack_params({"semi": {"treshold": 0.9}})
     with pytest.raises(ConfigError, match="after_al"):
         stack_params({"semi": SEMI, "pl_gate": "slice"})
+    with pytest.raises(ConfigError, match="semi_max_slice"):
+        stack_params({"semi_max_slice": 3})  # nothing to adopt
+    with pytest.raises(ConfigError, match="semi_max_slice"):
+        stack_params({"semi": SEMI, "semi_max_slice": -1})
 
 
 def test_without_the_precision_route_a_passing_bound_needs_the_benefit_test(tmp_path, digits_source):

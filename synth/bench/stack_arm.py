@@ -41,7 +41,10 @@ augmentation hurts. This arm decides every risky lever on labels that are NOT ac
       chosen policy's fold model, by the same paired rule; adopted, it replaces (b)/(c) and the
       final model (consistency training subsumes offline pseudo-labels). On a dev split of the
       digits pool it added 13 / 6 points at 2 / 5 labels per class; on Fashion-MNIST it lost 2.7
-      points at 20 (docs/label_efficiency.md).
+      points at 20 (docs/label_efficiency.md). With `semi_max_slice: m` (default 0: off) and at most m random
+      labels in the slice's smallest class, consistency training is adopted without this CV (and without (a)-(c),
+      which it replaces): its folds then validate on one image a class, and at 5 labels per class on Fashion-MNIST
+      they declined it on every test seed where the ungated lever gained (docs/label_efficiency_log.md, stop 48).
    With `pl_gate: slice` the gate runs before step 3 on the slice alone (teachers on 2/3 of
    ceil(n/2) labels per class, far weaker than the final one: shut on digits at n=5 on 2 of 3
    seeds where the open seed reached 99.2 %, docs/label_efficiency.md) and step 2's policy is final.
@@ -89,7 +92,7 @@ DEFAULTS: dict[str, Any] = {
     "pseudo_labels": True, "threshold": 0.9, "min_precision": 0.9, "pl_k_folds": 3, "pl_z": 1.0,
     "final_min_precision": 0.0, "pl_share": None, "max_pool": None, "teacher": None, "pl_gate": "after_al",
     "pl_thresholds": None, "augment_after_al": True, "pl_benefit": True, "pl_precision_route": True, "pl_max_class_ratio": 2.0,
-    "semi": None,
+    "semi": None, "semi_max_slice": 0,
 }
 PL_GATES = ("after_al", "slice")
 
@@ -108,6 +111,9 @@ def stack_params(params: Mapping[str, Any]) -> dict[str, Any]:
         SemiConfig.from_dict(p["semi"])  # a typo in the semi settings fails before any training
         if p["pl_gate"] != "after_al":
             raise ConfigError("bench.arms.stack.semi is decided by the after-AL CV: it needs pl_gate: after_al")
+    if int(p["semi_max_slice"]) < 0 or (int(p["semi_max_slice"]) and not p["semi"]):
+        raise ConfigError(f"bench.arms.stack.semi_max_slice must be >= 0 and needs semi settings, "
+                          f"got {p['semi_max_slice']} with semi {p['semi']!r}")
     ratio = p["pl_max_class_ratio"]
     if ratio is not None and not float(ratio) >= 1:
         raise ConfigError(f"bench.arms.stack.pl_max_class_ratio must be >= 1 or null, got {ratio}")
@@ -209,6 +215,12 @@ def decide_after_al(slice_: ImageSet, picks: ImageSet, rest: ImageSet, pre: AugP
     from generators.pseudo_label import pool_subset
 
     k = int(p["pl_k_folds"])
+    smallest = int(slice_.class_counts().min())
+    if p["semi"] and smallest <= int(p["semi_max_slice"]):  # no fold student: the final model reads the pool
+        why = (f"adopted without CV: {smallest} random label(s) in the smallest class <= semi_max_slice "
+               f"{p['semi_max_slice']} (folds too small to see it)")
+        return pre, {"semi_on": True, "semi": {"passes": True, "route": "small slice"}, "semi_choice": why,
+                     "pl_on": False, "pl_choice": "off: consistency training adopted"}, []
     if len(slice_) < k:
         return pre, {"pl_on": False, "pl_choice": f"fallback off: {len(slice_)} random labels for {k} folds"}, []
     if not p["augment_after_al"] and not p["pseudo_labels"] and not p["semi"]:
@@ -317,7 +329,7 @@ def decide_stack(data: ArmData, budget: Any, seed: int, cfg: ArmConfig) -> Stack
     slice_ = initial_labels(data.labelled, per_class)
     policy, meta = choose_policy(slice_, p, cfg.train, seed)
     gate = pl_gate(slice_, policy, p, cfg.train, seed) if p["pl_gate"] == "slice" else {}
-    meta.update(gate, decide_seconds=round(time.perf_counter() - t0, 1))
+    meta.update(gate, decide_seconds=round(time.perf_counter() - t0, 1), slice_min=int(slice_.class_counts().min()))
 
     round_train = replace(cfg.train, steps=int(p["round_steps"])) if p["round_steps"] else cfg.train
     augment = policy.build()

@@ -1,0 +1,97 @@
+"""Design check on a dev split (never the test set): should the stack adopt consistency training at small slices?
+
+The question: the stack (`synth/bench/stack_arm.py`, bench arm `full_stack_typiclust`, issue 7's stack on both
+datasets) adopts consistency training (`semi`) only when fold students beat their teachers on the held-out folds of
+its random slice. At 2-5 labels per class the slice holds 1-3 labels a class, so each fold validates on about one
+image a class and the test has little power: on Fashion-MNIST's test cells at n = 5 it declined consistency training
+on all three seeds (Brier -0.17 to -0.25, accuracy -3 to -10 points on 10-image folds), and on digits at n = 2 on all
+three (SE 0.35-0.41 Brier). `semi_max_slice: 3` adopts it without that CV when the slice's smallest class holds at
+most 3 labels.
+
+Per draw (n labels per class drawn at random from the dev split's rest, seed) the stack runs as the harness runs it
+(`bench.arms.full_stack_typiclust` of the bench preset, its classifier recipe, a simulated oracle over the rest of the
+pool); its decisions are shared (`decide_stack`), then:
+
+- real: the labelled draw alone (the benchmark's baseline; for reference);
+- current: the shipped stack (its CV decides consistency training);
+- small_slice: `semi_max_slice: 3`. Where the slice's smallest class holds at most 3 labels and `current` declined
+  consistency training, the final model is consistency training on the same chosen labels and pool, which is what
+  the option's route trains (`final_model` with `semi_on`); elsewhere it is `current`'s model.
+
+The decision rule was committed before the first draw (docs/label_efficiency_log.md, "Consistency training at small
+slices"). Run with nothing else on the machine: the stack's step-2 search has a wall-clock budget.
+
+    python benchmarks/semi_route_check.py --data fashion_mnist --ns 5 --seeds 0 1 --out a.jsonl
+    python benchmarks/semi_route_check.py --data fashion_mnist --ns 5 --seeds 2 3 --out b.jsonl
+    python benchmarks/semi_route_check.py --data fashion_mnist --from-jsonl a.jsonl b.jsonl
+"""
+
+from __future__ import annotations
+
+import time
+
+from dev_split import bench_arm, check_main, draw_table, pooled_by_budget
+
+from synth.bench.arms import ArmConfig
+from synth.bench.protocol import POOL, ArmData, LabelOracle
+from synth.bench.stack_arm import decide_stack, final_model
+from synth.data import ImageSet, draw_budget
+from synth.training import accuracy, train_classifier
+
+ARM, MAX_SLICE = "full_stack_typiclust", 3
+ARMS = ("real", "current", "small_slice")
+
+
+def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int, arms: tuple[str, ...] = ARMS) -> dict:
+    params, train = bench_arm(data, ARM)
+    labelled, pool = draw_budget(rest, n_per_class=n, seed=seed)  # pool: labels hidden; the oracle reads `rest`
+    arm_data = ArmData(labelled, pool, POOL)
+    cfg = ArmConfig(ARM, params, train, oracle=LabelOracle(arm_data, rest))
+    t0, row = time.perf_counter(), {"data": data, "n": n, "seed": seed}
+    if "real" in arms:
+        row["real"] = accuracy(train_classifier(labelled, train, seed=seed), dev)
+    plan = decide_stack(arm_data, n, seed, cfg)
+    gate, semi = plan.gate, plan.gate.get("semi") or {}
+    slice_min = plan.meta["slice_min"]
+    row.update(augment=plan.policy.name, semi_on=bool(gate.get("semi_on")), pl_on=bool(gate.get("pl_on")),
+               pl_route=gate.get("pl_route"), slice_min=slice_min,
+               semi_cv={k: semi.get(k) for k in ("brier_gain", "brier_gain_se", "acc_gain", "acc_gain_se")})
+    model, meta, _ = final_model(plan.chosen, plan.rest, plan.policy, gate, plan.params, train, seed)
+    row["current"], row["current_pseudo"] = accuracy(model, dev), meta["pseudo_labelled"]
+    row["differs"] = not row["semi_on"] and slice_min <= MAX_SLICE
+    row["small_slice"] = row["current"]
+    if row["differs"]:  # the option's route: consistency training on the same chosen labels and pool
+        model, _, _ = final_model(plan.chosen, plan.rest, plan.policy, {**gate, "semi_on": True}, plan.params, train, seed)
+        row["small_slice"] = accuracy(model, dev)
+    row["sec"] = round(time.perf_counter() - t0, 1)
+    return row
+
+
+def markdown(rows: list[dict], command: str) -> str:
+    """The per-draw table, the pooled difference the registered rule reads, then each draw's decisions."""
+    diffs = [("small_slice - current", "small_slice", "current"), ("current - real", "current", "real")]
+    gates = [f"| {r['n']} | {r['seed']} | {r['slice_min']} | {r['augment']} | {'yes' if r['semi_on'] else 'no'} | "
+             f"{_cv(r['semi_cv'])} | {r['pl_route'] or ''} | {'yes' if r['differs'] else 'no'} |" for r in rows]
+    return (draw_table(rows, command, "The stack's consistency training at small slices (CV vs semi_max_slice: 3)",
+                       ARMS, diffs)
+            + pooled_by_budget(rows, diffs, "the registered rule reads these")
+            + "\nPer draw: random labels in the slice's smallest class, the augmentation chosen after AL, consistency "
+            "training adopted by the CV and its fold evidence (Brier gain ± SE; accuracy gain ± SE, points), the "
+            "pseudo-label route, whether the option changes the final model:\n\n"
+            "| n | seed | slice | augment | semi (CV) | semi CV evidence | pseudo-labels | differs |\n"
+            "|---|---|---|---|---|---|---|---|\n" + "\n".join(gates) + "\n")
+
+
+def _cv(cv: dict) -> str:
+    if cv.get("brier_gain") is None:
+        return ""
+    return (f"{cv['brier_gain']:+.4f} ± {cv['brier_gain_se']:.4f}; "
+            f"{100 * cv['acc_gain']:+.1f} ± {100 * cv['acc_gain_se']:.1f}")
+
+
+def main() -> None:
+    check_main("semi_route_check", __doc__, run_draw, markdown, ns=[5], arms=ARMS)
+
+
+if __name__ == "__main__":
+    main()
