@@ -232,7 +232,8 @@ class PseudoLabelGenerator(Generator):
         if unlabelled is None or len(unlabelled) == 0:
             return {"active": False, "reason": "no unlabelled pool was given", "kept": 0}
         pool = self._subsample(unlabelled)
-        if int(labelled.class_counts().min()) < 2:
+        # only the precision estimate needs 2 labels a class; with k_folds 0 (no gate) a single label teaches too
+        if int(self.config["k_folds"]) > 0 and int(labelled.class_counts().min()) < 2:
             return {"active": False, "reason": "fewer than 2 labelled images in some class: "
                     "cannot estimate pseudo-label precision by cross-validation", "kept": 0}
         multi_round = int(self.config["rounds"]) > 1

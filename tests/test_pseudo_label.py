@@ -113,6 +113,17 @@ def test_k_folds_zero_skips_the_estimate_and_labels_like_the_gated_teacher(fitte
         ungated.estimate_precision(tiny_labelled)
 
 
+def test_a_class_with_one_label_is_off_only_when_precision_must_be_estimated(tiny_labelled, pool):
+    # the stack's final teacher (k_folds 0) after active learning left one class with a single label
+    keep = np.flatnonzero(tiny_labelled.labels != 0)
+    one = tiny_labelled.subset(np.concatenate([keep, np.flatnonzero(tiny_labelled.labels == 0)[:1]]))
+    assert int(one.class_counts().min()) == 1
+    gated = PseudoLabelGenerator(threshold=0.6, min_precision=0.5, **FAST).fit(one, pool)
+    assert not gated.active and "fewer than 2 labelled images" in gated.fit_info["reason"]
+    ungated = PseudoLabelGenerator(threshold=0.6, min_precision=0.0, **{**FAST, "k_folds": 0}).fit(one, pool)
+    assert ungated.active and ungated.fit_info["kept"] > 0
+
+
 def test_bad_config():
     with pytest.raises(ConfigError, match="threshold"):
         PseudoLabelGenerator(threshold=1.5)
