@@ -85,8 +85,8 @@ def markdown(rows: list[dict], command: str) -> str:
 def _cv(cv: dict) -> str:
     if cv.get("brier_gain") is None:
         return ""
-    return (f"{cv['brier_gain']:+.4f} ± {cv['brier_gain_se']:.4f}; "
-            f"{100 * cv['acc_gain']:+.1f} ± {100 * cv['acc_gain_se']:.1f}")
+    acc = round(100 * cv["acc_gain"], 1) + 0.0  # a float-rounding -3.7e-17 reads +0.0, not -0.0
+    return f"{cv['brier_gain']:+.4f} ± {cv['brier_gain_se']:.4f}; {acc:+.1f} ± {100 * cv['acc_gain_se']:.1f}"
 
 
 def main() -> None:
