@@ -47,6 +47,22 @@ def bench_arm(data: str, arm: str) -> tuple[dict, TrainConfig]:
     return OmegaConf.to_container(cfg.bench.arms[arm]), TrainConfig(**OmegaConf.to_container(cfg.bench.train))
 
 
+def stack_plan(data: str, rest: ImageSet, n: int, seed: int, arm: str, **overrides):
+    """A stack arm's decisions on one draw, as a benchmark cell makes them: n labelled images per class from `rest`,
+    the rest of it as the pool (labels hidden; a simulated oracle reads `rest`), the preset's params for `arm`
+    (`bench_arm`) with `overrides`. Returns (the labelled draw, the `StackPlan`, the classifier's TrainConfig), so
+    the stack checks train their final models on one run of the decisions."""
+    from synth.bench.arms import ArmConfig
+    from synth.bench.protocol import POOL, ArmData, LabelOracle
+    from synth.bench.stack_arm import decide_stack
+
+    params, train = bench_arm(data, arm)
+    labelled, pool = draw_budget(rest, n_per_class=n, seed=seed)
+    arm_data = ArmData(labelled, pool, POOL)
+    cfg = ArmConfig(arm, {**params, **overrides}, train, oracle=LabelOracle(arm_data, rest))
+    return labelled, decide_stack(arm_data, n, seed, cfg), train
+
+
 def dev_split(data: str) -> tuple[ImageSet, ImageSet]:
     """(dev, rest) of the `data` pool's labelled copy; the test split is never touched."""
     pool = data_source(data).pool

@@ -28,27 +28,20 @@ from __future__ import annotations
 
 import time
 
-from dev_split import bench_arm, check_main, draw_table, pooled_by_budget
+from dev_split import check_main, draw_table, pooled_by_budget, stack_plan
 
-from synth.bench.arms import ArmConfig
-from synth.bench.protocol import POOL, ArmData, LabelOracle
-from synth.bench.stack_arm import decide_stack, final_model
-from synth.data import ImageSet, draw_budget
+from synth.bench.stack_arm import final_model
+from synth.data import ImageSet
 from synth.training import accuracy, train_classifier
 
 ARMS = ("real", "current", "benefit_only")
 
 
 def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int, arms: tuple[str, ...] = ARMS) -> dict:
-    params, train = bench_arm(data, "full_stack")
-    params = {**params, "pl_precision_route": False}
-    labelled, pool = draw_budget(rest, n_per_class=n, seed=seed)  # pool: labels hidden; the oracle reads `rest`
-    arm_data = ArmData(labelled, pool, POOL)
-    cfg = ArmConfig("full_stack", params, train, oracle=LabelOracle(arm_data, rest))
     t0, row = time.perf_counter(), {"data": data, "n": n, "seed": seed}
+    labelled, plan, train = stack_plan(data, rest, n, seed, "full_stack", pl_precision_route=False)
     if "real" in arms:
         row["real"] = accuracy(train_classifier(labelled, train, seed=seed), dev)
-    plan = decide_stack(arm_data, n, seed, cfg)
     gate = plan.gate
     row.update(augment=plan.policy.name, semi_on=bool(gate.get("semi_on")), pl_precision_passes=bool(gate.get("pl_precision_passes")),
                pl_on=bool(gate.get("pl_on")), pl_route=gate.get("pl_route"), pl_threshold=gate.get("pl_threshold"),

@@ -13,7 +13,8 @@ Per draw (n labels per class drawn at random from the dev split's rest, seed) th
 pool); its decisions are shared (`decide_stack`), then:
 
 - real: the labelled draw alone (the benchmark's baseline; for reference);
-- current: the shipped stack (its CV decides consistency training);
+- current: the stack as shipped before the check (`semi_max_slice: 0`: its CV decides consistency training;
+  the preset sets 3 since the rule passed, so the check pins 0 to stay reproducible);
 - small_slice: `semi_max_slice: 3`. Where the slice's smallest class holds at most 3 labels and `current` declined
   consistency training, the final model is consistency training on the same chosen labels and pool, which is what
   the option's route trains (`final_model` with `semi_on`); elsewhere it is `current`'s model.
@@ -30,12 +31,10 @@ from __future__ import annotations
 
 import time
 
-from dev_split import bench_arm, check_main, draw_table, pooled_by_budget
+from dev_split import check_main, draw_table, pooled_by_budget, stack_plan
 
-from synth.bench.arms import ArmConfig
-from synth.bench.protocol import POOL, ArmData, LabelOracle
-from synth.bench.stack_arm import decide_stack, final_model
-from synth.data import ImageSet, draw_budget
+from synth.bench.stack_arm import final_model
+from synth.data import ImageSet
 from synth.training import accuracy, train_classifier
 
 ARM, MAX_SLICE = "full_stack_typiclust", 3
@@ -43,14 +42,11 @@ ARMS = ("real", "current", "small_slice")
 
 
 def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int, arms: tuple[str, ...] = ARMS) -> dict:
-    params, train = bench_arm(data, ARM)
-    labelled, pool = draw_budget(rest, n_per_class=n, seed=seed)  # pool: labels hidden; the oracle reads `rest`
-    arm_data = ArmData(labelled, pool, POOL)
-    cfg = ArmConfig(ARM, params, train, oracle=LabelOracle(arm_data, rest))
     t0, row = time.perf_counter(), {"data": data, "n": n, "seed": seed}
+    # the CV decides (the option off), as shipped when the rule was registered; the preset sets it on since
+    labelled, plan, train = stack_plan(data, rest, n, seed, ARM, semi_max_slice=0)
     if "real" in arms:
         row["real"] = accuracy(train_classifier(labelled, train, seed=seed), dev)
-    plan = decide_stack(arm_data, n, seed, cfg)
     gate, semi = plan.gate, plan.gate.get("semi") or {}
     slice_min = plan.meta["slice_min"]
     row.update(augment=plan.policy.name, semi_on=bool(gate.get("semi_on")), pl_on=bool(gate.get("pl_on")),
