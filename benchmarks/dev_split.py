@@ -151,7 +151,8 @@ def write_results(stem: Path, command: str, semi: SemiConfig, rows: list[dict], 
 
 
 def check_main(name: str, doc: str, run_draw: Callable[..., dict],
-               markdown: Callable[[list[dict], str], str], ns: Sequence[int], arms: Sequence[str] = ()) -> None:
+               markdown: Callable[[list[dict], str], str], ns: Sequence[int], arms: Sequence[str] = (),
+               bench_arms: Sequence[str] = ()) -> None:
     """The command line the per-draw checks share (`<name>.py`).
 
     Either run draws, one JSON row per (n, seed) printed and appended to `--out` (so two processes can split
@@ -160,6 +161,10 @@ def check_main(name: str, doc: str, run_draw: Callable[..., dict],
 
     With `arms`, `--arms` picks which of them a run computes (`run_draw(..., arms=...)`), so an arm added later
     runs on the same draws without recomputing the others; `--from-jsonl` merges the rows of one draw.
+
+    With `bench_arms` (preset arms the check can run, the first the default), `--arm` picks one
+    (`run_draw(..., bench_arm=...)`); another arm's results are written to results/<name>_<arm>_<data>.*, so one
+    check script serves each arm's registered rule without overwriting the default arm's committed files.
     """
     import torch
 
@@ -171,12 +176,15 @@ def check_main(name: str, doc: str, run_draw: Callable[..., dict],
     ap.add_argument("--from-jsonl", type=Path, nargs="+", help="write the results files from saved rows")
     if arms:
         ap.add_argument("--arms", nargs="+", choices=list(arms), default=list(arms), help="compute only these arms")
+    if bench_arms:
+        ap.add_argument("--arm", choices=list(bench_arms), default=bench_arms[0], help="the preset arm to check")
     args = ap.parse_args()
+    other = bench_arms and args.arm != bench_arms[0]
     if args.from_jsonl:
         rows = merge_rows({"data": args.data, **json.loads(line)} for p in args.from_jsonl
                           for line in p.read_text().splitlines() if line.strip())
-        stem = RESULTS / f"{name}_{args.data}"
-        command = (f"python benchmarks/{name}.py --data {args.data} --ns {' '.join(str(n) for n in sorted({r['n'] for r in rows}))}"
+        stem = RESULTS / (f"{name}_{args.arm}_{args.data}" if other else f"{name}_{args.data}")
+        command = (f"python benchmarks/{name}.py --data {args.data}{f' --arm {args.arm}' if other else ''} --ns {' '.join(str(n) for n in sorted({r['n'] for r in rows}))}"
                    f" --seeds {' '.join(str(s) for s in sorted({r['seed'] for r in rows}))}")
         stem.with_suffix(".json").write_text(json.dumps({"command": command, "rows": rows}, indent=2) + "\n")
         stem.with_suffix(".md").write_text(markdown(rows, command))
@@ -186,7 +194,8 @@ def check_main(name: str, doc: str, run_draw: Callable[..., dict],
     dev, rest = dev_split(args.data)  # once: the split is fixed, every draw reads the same dev images
     for n in args.ns:
         for seed in args.seeds:
-            row = run_draw(args.data, dev, rest, n, seed, **({"arms": tuple(args.arms)} if arms else {}))
+            kw = {"arms": tuple(args.arms)} if arms else {}
+            row = run_draw(args.data, dev, rest, n, seed, **kw, **({"bench_arm": args.arm} if bench_arms else {}))
             print(json.dumps(row), flush=True)
             if args.out:
                 with args.out.open("a") as f:

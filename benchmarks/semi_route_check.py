@@ -20,7 +20,8 @@ pool); its decisions are shared (`decide_stack`), then:
   the option's route trains (`final_model` with `semi_on`); elsewhere it is `current`'s model.
 
 The decision rule was committed before the first draw (docs/label_efficiency_log.md, "Consistency training at small
-slices"). Run with nothing else on the machine: the stack's step-2 search has a wall-clock budget.
+slices"). `--arm full_stack` runs the same check on the margin stack, by its own rule registered later in the same
+log ("... the margin stack"); its results go to results/semi_route_check_full_stack_<data>.*. Run with nothing else on the machine: the stack's step-2 search has a wall-clock budget.
 
     python benchmarks/semi_route_check.py --data fashion_mnist --ns 5 --seeds 0 1 --out a.jsonl
     python benchmarks/semi_route_check.py --data fashion_mnist --ns 5 --seeds 2 3 --out b.jsonl
@@ -37,14 +38,16 @@ from synth.bench.stack_arm import final_model
 from synth.data import ImageSet
 from synth.training import accuracy, train_classifier
 
-ARM, MAX_SLICE = "full_stack_typiclust", 3
+#: the stacks the check can run (`--arm`); the first is the one its first rule was registered for
+STACKS, MAX_SLICE = ("full_stack_typiclust", "full_stack"), 3
 ARMS = ("real", "current", "small_slice")
 
 
-def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int, arms: tuple[str, ...] = ARMS) -> dict:
-    t0, row = time.perf_counter(), {"data": data, "n": n, "seed": seed}
+def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int, arms: tuple[str, ...] = ARMS,
+             bench_arm: str = STACKS[0]) -> dict:
+    t0, row = time.perf_counter(), {"data": data, "arm": bench_arm, "n": n, "seed": seed}
     # the CV decides (the option off), as shipped when the rule was registered; the preset sets it on since
-    labelled, plan, train = stack_plan(data, rest, n, seed, ARM, semi_max_slice=0)
+    labelled, plan, train = stack_plan(data, rest, n, seed, bench_arm, semi_max_slice=0)
     if "real" in arms:
         row["real"] = accuracy(train_classifier(labelled, train, seed=seed), dev)
     gate, semi = plan.gate, plan.gate.get("semi") or {}
@@ -68,7 +71,10 @@ def markdown(rows: list[dict], command: str) -> str:
     diffs = [("small_slice - current", "small_slice", "current"), ("current - real", "current", "real")]
     gates = [f"| {r['n']} | {r['seed']} | {r['slice_min']} | {r['augment']} | {'yes' if r['semi_on'] else 'no'} | "
              f"{_cv(r['semi_cv'])} | {r['pl_route'] or ''} | {'yes' if r['differs'] else 'no'} |" for r in rows]
-    return (draw_table(rows, command, "The stack's consistency training at small slices (CV vs semi_max_slice: 3)",
+    arm = rows[0].get("arm", STACKS[0])
+    who = "The stack's" if arm == STACKS[0] else f"`{arm}`'s"
+    title = f"{who} consistency training at small slices (CV vs semi_max_slice: 3)"
+    return (draw_table(rows, command, title,
                        ARMS, diffs)
             + pooled_by_budget(rows, diffs, "the registered rule reads these")
             + "\nPer draw: random labels in the slice's smallest class, the augmentation chosen after AL, consistency "
@@ -86,7 +92,7 @@ def _cv(cv: dict) -> str:
 
 
 def main() -> None:
-    check_main("semi_route_check", __doc__, run_draw, markdown, ns=[5], arms=ARMS)
+    check_main("semi_route_check", __doc__, run_draw, markdown, ns=[5], arms=ARMS, bench_arms=STACKS)
 
 
 if __name__ == "__main__":
