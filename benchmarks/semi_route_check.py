@@ -21,7 +21,8 @@ pool); its decisions are shared (`decide_stack`), then:
 
 The decision rule was committed before the first draw (docs/label_efficiency_log.md, "Consistency training at small
 slices"). `--arm full_stack` runs the same check on the margin stack, by its own rule registered later in the same
-log ("... the margin stack"); its results go to results/semi_route_check_full_stack_<data>.*. Run with nothing else on the machine: the stack's step-2 search has a wall-clock budget.
+log ("..., the margin stack"); its results go to results/semi_route_check_full_stack_<data>.*. Run with nothing else
+on the machine: the stack's step-2 search has a wall-clock budget.
 
     python benchmarks/semi_route_check.py --data fashion_mnist --ns 5 --seeds 0 1 --out a.jsonl
     python benchmarks/semi_route_check.py --data fashion_mnist --ns 5 --seeds 2 3 --out b.jsonl

@@ -43,9 +43,10 @@ augmentation hurts. This arm decides every risky lever on labels that are NOT ac
       digits pool it added 13 / 6 points at 2 / 5 labels per class; on Fashion-MNIST it lost 2.7
       points at 20 (docs/label_efficiency.md). With `semi_max_slice: m` (default 0: off) and at most m random
       labels in the slice's smallest class, consistency training is adopted without this CV (and without (a)-(c),
-      which it replaces): its folds then validate on about one image a class. Set to 3 in `full_stack_typiclust` by a
-      rule registered before its dev-split check (benchmarks/results/semi_route_check_*.md): +9.2 / +0.7 points over
-      the CV's choice on digits at n = 2 / 5, +1.1 on Fashion-MNIST at n = 5, no draw lost.
+      which it replaces): its folds then validate on about one image a class. Set to 3 in `full_stack_typiclust`
+      and `full_stack`, each by a rule registered before its dev-split check (benchmarks/results/
+      semi_route_check_*.md): over the CV's choice, +9.2 / +0.7 points (TypiClust) and +8.8 / +0.2 (margin) on
+      digits at n = 2 / 5, +1.1 on Fashion-MNIST at n = 5 for both; no draw lost.
    With `pl_gate: slice` the gate runs before step 3 on the slice alone (teachers on 2/3 of
    ceil(n/2) labels per class, far weaker than the final one: shut on digits at n=5 on 2 of 3
    seeds where the open seed reached 99.2 %, docs/label_efficiency.md) and step 2's policy is final.
