@@ -192,10 +192,12 @@ def check_main(name: str, doc: str, run_draw: Callable[..., dict],
         return
     torch.set_num_threads(1)
     dev, rest = dev_split(args.data)  # once: the split is fixed, every draw reads the same dev images
+    kw = {"arms": tuple(args.arms)} if arms else {}
+    if bench_arms:
+        kw["bench_arm"] = args.arm
     for n in args.ns:
         for seed in args.seeds:
-            kw = {"arms": tuple(args.arms)} if arms else {}
-            row = run_draw(args.data, dev, rest, n, seed, **kw, **({"bench_arm": args.arm} if bench_arms else {}))
+            row = run_draw(args.data, dev, rest, n, seed, **kw)
             print(json.dumps(row), flush=True)
             if args.out:
                 with args.out.open("a") as f:
