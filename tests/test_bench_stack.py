@@ -143,6 +143,7 @@ def test_stack_adopts_consistency_training_only_when_fold_students_beat_the_fold
     assert m["pl_on"] is False and m["pseudo_labelled"] == 0 and m["semi_info"]["steps"] == 40
     for name in ("semi-supervised training (pool, unlabelled)", "after-AL fold students (pool, unlabelled)"):
         assert comps[name]["labelled_seen"] == 0 and comps[name]["seen"] > 0
+    assert comps["decision after AL (slice + AL labels)"]["seen"] == c["labelled_used"]  # its CV read every label
     # a gain no Brier score can reach: the students lose, the pseudo-label gate decides as before
     off = run(tmp_path / "off", digits_source, [4], min_precision=1.0, semi=SEMI, min_gain=10.0)[("stack", 4)]
     assert off["meta"]["semi_on"] is False and "semi_info" not in off["meta"]
@@ -157,6 +158,7 @@ def test_small_slice_adopts_consistency_training_without_its_cv(tmp_path, digits
     assert m["slice_min"] == 2 and m["semi_on"] is True and m["semi"] == {"passes": True, "route": "small slice"}
     assert "semi_max_slice 2" in m["semi_choice"] and m["semi_info"]["steps"] == 40 and m["pseudo_labelled"] == 0
     assert "after-AL fold students (pool, unlabelled)" not in comps  # no fold student trained
+    assert "decision after AL (slice + AL labels)" not in comps  # and no CV read the AL labels
     assert comps["semi-supervised training (pool, unlabelled)"]["labelled_seen"] == 0
     # one label short of the route: the CV decides again, and declines
     off = run(tmp_path / "off", digits_source, [4], min_precision=1.0, semi=SEMI, min_gain=10.0,

@@ -208,11 +208,15 @@ def gate_decision(by_threshold: list[dict], validated: int, p: Mapping[str, Any]
 
 
 # ------------------------------------------------------------------ after-AL decision (stack_cv.py)
+POOL_READ = "after-AL fold students (pool, unlabelled)"
+
+
 def decide_after_al(slice_: ImageSet, picks: ImageSet, rest: ImageSet, pre: AugPolicy, p: Mapping[str, Any],
-                    train: TrainConfig, seed: int) -> tuple[AugPolicy, dict, list[str]]:
+                    train: TrainConfig, seed: int) -> tuple[AugPolicy, dict, dict[str, list[str]]]:
     """Augmentation and the pseudo-label gate from one CV on slice folds, AL labels in every fold's training.
 
-    Returns the policy, the decision meta and the pool ids the fold teachers labelled.
+    Returns the policy, the decision meta and the real ids the decision read, by component (empty where it
+    decided without reading any: the small-slice route and the fallbacks), for the protocol record.
     """
     from generators.pseudo_label import pool_subset
 
@@ -222,11 +226,12 @@ def decide_after_al(slice_: ImageSet, picks: ImageSet, rest: ImageSet, pre: AugP
         why = (f"adopted without CV: {smallest} random label(s) in the smallest class <= semi_max_slice "
                f"{p['semi_max_slice']} (folds too small to see it)")
         return pre, {"semi_on": True, "semi": {"passes": True, "route": "small slice"}, "semi_choice": why,
-                     "pl_on": False, "pl_choice": "off: consistency training adopted"}, []
+                     "pl_on": False, "pl_choice": "off: consistency training adopted"}, {}
     if len(slice_) < k:
-        return pre, {"pl_on": False, "pl_choice": f"fallback off: {len(slice_)} random labels for {k} folds"}, []
+        return pre, {"pl_on": False, "pl_choice": f"fallback off: {len(slice_)} random labels for {k} folds"}, {}
     if not p["augment_after_al"] and not p["pseudo_labels"] and not p["semi"]:
-        return pre, {"pl_on": False, "pl_choice": "configured off"}, []
+        return pre, {"pl_on": False, "pl_choice": "configured off"}, {}
+    labels_read = {"decision after AL (slice + AL labels)": [str(i) for i in (*slice_.ids, *picks.ids)]}
     teacher = TrainConfig(**teacher_params(p, train))
     candidates = [preset("none"), *(preset(x) for x in p["presets"]), pre] if p["augment_after_al"] else [pre]
     policies = list({pol.name: pol for pol in candidates}.values())  # one per name, in first-seen order
@@ -236,12 +241,12 @@ def decide_after_al(slice_: ImageSet, picks: ImageSet, rest: ImageSet, pre: AugP
     else:
         run, meta = runs[0], {"after_al_brier": {pre.name: round(float(runs[0].trial.brier.mean()), 4)}}
     pool = pool_subset(rest, p["max_pool"], seed)
+    seen = {**labels_read, POOL_READ: pool_ids(pool)} if p["semi"] else labels_read  # semi's fold students read the pool
     if p["semi"]:
         meta["semi"] = semi_benefit(run, pool, teacher, SemiConfig.from_dict(p["semi"]), float(p["min_gain"]))
         meta["semi_on"] = bool(meta["semi"]["passes"])
         if meta["semi_on"]:
-            return run.policy, {**meta, "pl_on": False, "pl_choice": "off: consistency training adopted"}, pool_ids(pool)
-    seen = pool_ids(pool) if p["semi"] else []
+            return run.policy, {**meta, "pl_on": False, "pl_choice": "off: consistency training adopted"}, seen
     if not p["pseudo_labels"]:
         return run.policy, {**meta, "pl_on": False, "pl_choice": "configured off"}, seen
     gate = gate_decision(precision_at(run, gate_thresholds(p)), len(run.conf), p,
@@ -257,7 +262,7 @@ def decide_after_al(slice_: ImageSet, picks: ImageSet, rest: ImageSet, pre: AugP
         gate.update(pl_on=True, pl_route="benefit")
     gate["pl_choice"] += (f"; benefit: students with pseudo-labels {'beat' if bench['passes'] else 'do not beat'} "
                           f"their teachers (brier gain {bench['brier_gain']:+.4f} +- {bench['brier_gain_se']:.4f})")
-    return run.policy, {**meta, **gate, "pl_benefit": bench}, pool_ids(pool)
+    return run.policy, {**meta, **gate, "pl_benefit": bench}, {**labels_read, POOL_READ: pool_ids(pool)}
 
 
 def pool_ids(pool: ImageSet) -> list[str]:
@@ -348,11 +353,9 @@ def decide_stack(data: ArmData, budget: Any, seed: int, cfg: ArmConfig) -> Stack
         t1 = time.perf_counter()
         picks = chosen.without_ids(slice_.ids)
         meta.update(augment_before_al=policy.name, augment_before_al_choice=meta["augment_choice"])
-        policy, gate, cv_seen = decide_after_al(slice_, picks, rest, policy, p, cfg.train, seed)
+        policy, gate, read = decide_after_al(slice_, picks, rest, policy, p, cfg.train, seed)
         meta.update(gate, gate_seconds=round(time.perf_counter() - t1, 1))
-        seen["decision after AL (slice + AL labels)"] = [str(i) for i in chosen.ids]
-        if cv_seen:
-            seen["after-AL fold students (pool, unlabelled)"] = cv_seen
+        seen.update(read)
     meta.update(al_meta)
     return StackPlan(chosen, rest, policy, gate, meta, seen, p)
 
