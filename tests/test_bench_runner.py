@@ -62,6 +62,9 @@ def test_grid_resumes_caches_and_reports(tmp_path, digits_source):
     cells, unavailable = run_grid(digits_source, p)
     assert set(unavailable) == {"_test_missing"}
     assert all(c["status"] == "ok" for c in cells)
+    import torch
+
+    assert all(c["environment"]["torch"] == torch.__version__ and c["environment"]["cpu"] for c in cells)
     # protocol-independent arms run once; the pool arm runs under both protocols and sees the pool only there
     assert len([c for c in cells if c["arm"] == "aug_offline"]) == 4
     pool_cells = {c["protocol"]: c for c in cells if c["arm"] == "_test_pool" and c["seed"] == 0 and c["budget"] == 2}
@@ -82,13 +85,17 @@ def test_grid_resumes_caches_and_reports(tmp_path, digits_source):
     offline = [c for c in third if c["arm"] == "aug_offline"]
     assert all(c["meta"]["cached"] for c in offline)  # same generator config: fitted generators reused
 
+    third[0] = {k: v for k, v in third[0].items() if k != "environment"}  # as if computed before they were recorded
     report = analyse(third, p2, unavailable, n_boot=100)
+    envs = report["environments"]
+    assert [e["cells"] for e in envs] == [len(third) - 1, 1] and envs[1]["environment"] is None
     assert report["not_available"]["_test_missing"].startswith("cannot import")
     assert "vs_aug_online" not in report["results"]["strict"]["arms"]["aug_offline"]
     paths = write_report(report, tmp_path / "report")
     assert json.loads(paths["json"].read_text())["target"]["accuracy"] == pytest.approx(report["target"]["accuracy"])
     md = paths["md"].read_text()
     assert "## Protocol: unlabelled_pool" in md and "_test_missing" in md and "aug_offline (protocol-independent)" in md
+    assert "more than one environment" in md and f"torch {torch.__version__}" in md and "not recorded" in md
     assert paths["png"].read_bytes()[:4] == b"\x89PNG"
     curve = report["results"]["strict"]["arms"]["real"]["curve"]
     assert np.isfinite(curve["mean"]).all() and curve["n"] == [2.0, 4.0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -76,6 +77,10 @@ def test_default_run_writes_imagefolder_manifest_grid_and_metadata(tmp_path):
         assert (out / rel).is_file()
     assert (out / "samples_grid.png").stat().st_size > 0
     assert (out / "config.yaml").is_file() and list((out / "runs").glob("*.json"))
+    import torch
+
+    run_meta = json.loads((out / "runs" / "shard-0-of-1.json").read_text())
+    assert run_meta["versions"]["torch"] == torch.__version__ and run_meta["cpu"]  # what the numbers were made with
     # Written images read back as an ImageFolder with the right labels
     from synth.data import read_image_folder
 

@@ -13,6 +13,7 @@ import numpy as np
 from synth.bench import curves, decisions
 from synth.bench.protocol import budget_key
 from synth.bench.runner import BenchPlan, cells_for
+from synth.environment import describe
 from synth.errors import ConfigError
 
 BOUND_SIGN = {">=": "≥", "<=": "≤", "<": "<"}
@@ -95,6 +96,7 @@ def analyse(
                          for c in cells if c.get("status") == "failed"],
         "missing_cells": _count(c for c in cells if c.get("status") == "missing"),
         "compute": _compute(cells),
+        "environments": _environments(cells),
         "decisions": decisions.collect(cells, plan, baseline=BASELINE),
     }
 
@@ -140,6 +142,17 @@ def _compute(cells: list[dict]) -> dict[str, Any]:
             seconds.setdefault(f"{c['protocol']}/{c['arm']}", []).append(c.get("seconds", 0.0))
     # exact sum, rounded once: rounding partial sums made the total depend on the order cells were read in
     return {k: {"seconds": round(math.fsum(v), 1), "cells": len(v)} for k, v in seconds.items()}
+
+
+def _environments(cells: list[dict]) -> list[dict[str, Any]]:
+    """The distinct environments the finished cells were computed in (`synth.environment`), with their cell
+    counts, most cells first; cells from before environments were recorded count under None."""
+    counts: dict[str, list] = {}
+    for c in cells:
+        if c.get("status") == "ok":
+            env = c.get("environment")
+            counts.setdefault(json.dumps(env, sort_keys=True), [env, 0])[1] += 1
+    return [{"environment": env, "cells": n} for env, n in sorted(counts.values(), key=lambda e: -e[1])]
 
 
 # ------------------------------------------------------------------------ writing
@@ -224,7 +237,20 @@ def markdown(r: dict[str, Any]) -> str:
         lines.append(f"| {key} | {agg['cells_checked']} | {comps or 'no generator (classifier only)'} |")
     lines += ["", "## Compute (seconds per arm, summed over cells)", "", "| protocol/arm | cells | seconds |", "|---|---|---|"]
     lines += [f"| {k} | {v['cells']} | {v['seconds']} |" for k, v in r["compute"].items()]
+    lines += _environments_md(r.get("environments", []))
     return "\n".join(lines) + "\n"
+
+
+def _environments_md(envs: list[dict[str, Any]]) -> list[str]:
+    if not envs:
+        return []
+    lines = ["", "## Environments", ""]
+    if len(envs) > 1:
+        lines += ["The cells were computed in more than one environment. Float kernels differ between CPUs and library "
+                  "releases, so a cell recomputed elsewhere can land a few test images away; compare arms on cells "
+                  "from one environment where it matters.", ""]
+    return lines + ["| cells | computed with |", "|---|---|"] + [f"| {e['cells']} | {describe(e['environment'])} |"
+                                                                    for e in envs]
 
 
 def _protocol_md(p: str, res: dict[str, Any], r: dict[str, Any]) -> list[str]:

@@ -38,6 +38,7 @@ from synth.bench.protocol import (
 from synth.data.imageset import ImageSet
 from synth.data.sources import Source
 from synth.data.splits import Splits
+from synth.environment import environment
 from synth.errors import ConfigError
 from synth.fsutil import atomic_write_text
 from synth.training import TrainConfig, accuracy
@@ -234,7 +235,7 @@ def _execute(
     queried = len(oracle.queried) if oracle is not None else 0
     n_lab = out.n_labelled if out.n_labelled is not None else len(data.labelled) + queried
     return {"status": "ok", "accuracy": acc, "seconds": round(time.perf_counter() - t0, 2),
-            "labelled_used": n_lab, "meta": out.meta, "protocol_check": protocol_record}
+            "labelled_used": n_lab, "meta": out.meta, "protocol_check": protocol_record, "environment": environment()}
 
 
 def cells_for(cells: list[dict], protocol: str, arm: str) -> list[dict]:

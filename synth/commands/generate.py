@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from generators.base import Generator
 from synth.chunk_pool import ChunkJob, write_chunks
 from synth.config import build, load_splits, to_container
+from synth.environment import environment
 from synth.errors import CheckpointError, ConfigError
 from synth.scoring.accept import AcceptSettings, ChunkScorer, candidate_plan, record, run_rounds
 from synth.webdataset_io import WDS_DIR, write_webdataset
@@ -137,18 +138,10 @@ def _record_run(
 
     A rerun that found every chunk of the shard done keeps the first run's record.
     """
-    from importlib.metadata import PackageNotFoundError, version
-
     name = f"shard-{cfg.shard_index}-of-{cfg.num_shards}"
     if written == 0 and writer.has_run_metadata(name):
         return
-    versions = {"python": platform.python_version()}
-    # Distribution metadata, not imports: importing diffusers just to read its version costs seconds.
-    for dist in ("synth", "torch", "numpy", "albumentations", "opencv-python-headless", "diffusers"):
-        try:
-            versions[dist] = version(dist)
-        except PackageNotFoundError:
-            pass
+    versions = {k: v for k, v in environment().items() if k != "cpu"}
     writer.write_run_metadata(
         name,
         {
@@ -158,7 +151,7 @@ def _record_run(
             "write_images_per_second": round(written / write_seconds, 1) if write_seconds > 0 and written else None,
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": round(seconds, 3),
             "written": written, "images_per_second": round(written / seconds, 1) if seconds else None,
-            "config_hash": digest, "versions": versions, "host": platform.node(),
+            "config_hash": digest, "versions": versions, "host": platform.node(), "cpu": environment()["cpu"],
             "generator_seen_ids": len(gen.seen_ids) if gen is not None else None,
         },
     )
