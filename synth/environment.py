@@ -2,7 +2,8 @@
 
 Why: synth is deterministic for a given config and seed on one machine, but float kernels differ between CPUs
 and library releases, so the same benchmark cell recomputed on another machine can land a few test images
-away (stop 50: the digits stack cells, rerun on a fresh 2-core machine, moved by 0-6 of 500 test images).
+away (stop 50: the digits stack report recomputed on a fresh 2-core machine moved 14 of its 42 cells by 1-6 of
+500 test images).
 Results record their environment so that a report mixing cells from several machines says so.
 """
 
@@ -18,9 +19,14 @@ from pathlib import Path
 PACKAGES = ("synth", "torch", "numpy", "scikit-learn", "albumentations", "opencv-python-headless", "diffusers")
 
 
-@cache
 def environment() -> dict[str, str]:
-    """{"python": ..., <distribution>: <version> for the installed PACKAGES, "cpu": model name}."""
+    """{"python": ..., <distribution>: <version> for the installed PACKAGES, "cpu": model name}: a fresh copy of
+    what is read once per process, so a caller that edits it cannot change what later records say."""
+    return dict(_read_environment())
+
+
+@cache
+def _read_environment() -> dict[str, str]:
     env = {"python": platform.python_version()}
     for dist in PACKAGES:
         try:

@@ -241,7 +241,8 @@ def decide_after_al(slice_: ImageSet, picks: ImageSet, rest: ImageSet, pre: AugP
     else:
         run, meta = runs[0], {"after_al_brier": {pre.name: round(float(runs[0].trial.brier.mean()), 4)}}
     pool = pool_subset(rest, p["max_pool"], seed)
-    seen = {**labels_read, POOL_READ: pool_ids(pool)} if p["semi"] else labels_read  # semi's fold students read the pool
+    pool_read = {**labels_read, POOL_READ: pool_ids(pool)}  # what fold students that train on the pool read
+    seen = pool_read if p["semi"] else labels_read
     if p["semi"]:
         meta["semi"] = semi_benefit(run, pool, teacher, SemiConfig.from_dict(p["semi"]), float(p["min_gain"]))
         meta["semi_on"] = bool(meta["semi"]["passes"])
@@ -262,7 +263,7 @@ def decide_after_al(slice_: ImageSet, picks: ImageSet, rest: ImageSet, pre: AugP
         gate.update(pl_on=True, pl_route="benefit")
     gate["pl_choice"] += (f"; benefit: students with pseudo-labels {'beat' if bench['passes'] else 'do not beat'} "
                           f"their teachers (brier gain {bench['brier_gain']:+.4f} +- {bench['brier_gain_se']:.4f})")
-    return run.policy, {**meta, **gate, "pl_benefit": bench}, {**labels_read, POOL_READ: pool_ids(pool)}
+    return run.policy, {**meta, **gate, "pl_benefit": bench}, pool_read
 
 
 def pool_ids(pool: ImageSet) -> list[str]:

@@ -141,7 +141,8 @@ def _record_run(
     name = f"shard-{cfg.shard_index}-of-{cfg.num_shards}"
     if written == 0 and writer.has_run_metadata(name):
         return
-    versions = {k: v for k, v in environment().items() if k != "cpu"}
+    env = environment()
+    versions = {k: v for k, v in env.items() if k != "cpu"}
     writer.write_run_metadata(
         name,
         {
@@ -151,7 +152,7 @@ def _record_run(
             "write_images_per_second": round(written / write_seconds, 1) if write_seconds > 0 and written else None,
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": round(seconds, 3),
             "written": written, "images_per_second": round(written / seconds, 1) if seconds else None,
-            "config_hash": digest, "versions": versions, "host": platform.node(), "cpu": environment()["cpu"],
+            "config_hash": digest, "versions": versions, "host": platform.node(), "cpu": env["cpu"],
             "generator_seen_ids": len(gen.seen_ids) if gen is not None else None,
         },
     )
