@@ -1,9 +1,12 @@
-"""What a result was computed with: Python, the numeric packages' versions and the CPU.
+"""What a result was computed with: Python, the numeric packages' versions, the CPU and torch's CPU kernels.
 
-Why: synth is deterministic for a given config and seed on one machine, but float kernels differ between CPUs
-and library releases, so the same benchmark cell recomputed on another machine can land a few test images
-away (stop 50: the digits stack report recomputed on a fresh 2-core machine moved 14 of its 42 cells by 1-6 of
-500 test images).
+Why: synth is deterministic for a given config and seed on one machine, but float kernels differ between CPUs,
+so the same benchmark cell recomputed on another machine can land a few test images away (stop 50: the digits
+stack report recomputed on a fresh 2-core machine moved 14 of its 42 cells by 1-6 of 500 test images). Stop 51
+swapped numpy, scikit-learn, SciPy and OpenCV for older releases on one machine, and 8 cells (two of them among
+those that had moved) came out identical: the release of those packages did not move them; torch, pinned,
+picks its kernels by the CPU's instruction set. So a record names that set (`torch_cpu_kernels`: "AVX2",
+"AVX512", ...) besides the CPU's model name, which virtual machines often report only as a family.
 Results record their environment so that a report mixing cells from several machines says so.
 """
 
@@ -17,6 +20,8 @@ from pathlib import Path
 #: Distributions whose release can change a number synth reports (read from metadata, not imported: importing
 #: diffusers only to read its version costs seconds).
 PACKAGES = ("synth", "torch", "numpy", "scikit-learn", "albumentations", "opencv-python-headless", "diffusers")
+#: The keys that describe the machine rather than a package release.
+MACHINE = ("cpu", "torch_cpu_kernels")
 
 
 def environment() -> dict[str, str]:
@@ -34,6 +39,7 @@ def _read_environment() -> dict[str, str]:
         except PackageNotFoundError:
             pass
     env["cpu"] = cpu_model()
+    env["torch_cpu_kernels"] = torch_cpu_kernels()
     return env
 
 
@@ -48,9 +54,22 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+def torch_cpu_kernels() -> str:
+    """The instruction set torch's CPU kernels dispatch to ("DEFAULT", "AVX2", "AVX512", "SVE256", ...), or
+    "unknown" where this torch cannot say."""
+    import torch
+
+    try:
+        return str(torch.backends.cpu.get_cpu_capability())
+    except (AttributeError, RuntimeError):
+        return "unknown"
+
+
 def describe(env: dict[str, str] | None) -> str:
-    """One line for a report: "python 3.11.2, torch 2.13.0+cpu, ... · AMD EPYC"; None: not recorded."""
+    """One line for a report: "python 3.11.2, torch 2.13.0+cpu, ... · AMD EPYC (torch kernels: AVX2)"; None:
+    not recorded. Records from before stop 51 name no kernels and read without the brackets."""
     if not env:
         return "not recorded (computed before environments were recorded)"
-    packages = ", ".join(f"{k} {v}" for k, v in env.items() if k != "cpu")
-    return f"{packages} · {env.get('cpu', 'unknown CPU')}"
+    packages = ", ".join(f"{k} {v}" for k, v in env.items() if k not in MACHINE)
+    kernels = f" (torch kernels: {env['torch_cpu_kernels']})" if "torch_cpu_kernels" in env else ""
+    return f"{packages} · {env.get('cpu', 'unknown CPU')}{kernels}"

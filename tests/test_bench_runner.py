@@ -65,6 +65,8 @@ def test_grid_resumes_caches_and_reports(tmp_path, digits_source):
     import torch
 
     assert all(c["environment"]["torch"] == torch.__version__ and c["environment"]["cpu"] for c in cells)
+    kernels = torch.backends.cpu.get_cpu_capability()  # what makes floats differ between CPUs (stop 51)
+    assert all(c["environment"]["torch_cpu_kernels"] == kernels for c in cells)
     # protocol-independent arms run once; the pool arm runs under both protocols and sees the pool only there
     assert len([c for c in cells if c["arm"] == "aug_offline"]) == 4
     pool_cells = {c["protocol"]: c for c in cells if c["arm"] == "_test_pool" and c["seed"] == 0 and c["budget"] == 2}
@@ -96,6 +98,7 @@ def test_grid_resumes_caches_and_reports(tmp_path, digits_source):
     md = paths["md"].read_text()
     assert "## Protocol: unlabelled_pool" in md and "_test_missing" in md and "aug_offline (protocol-independent)" in md
     assert "more than one environment" in md and f"torch {torch.__version__}" in md and "not recorded" in md
+    assert f"(torch kernels: {kernels})" in md
     assert paths["png"].read_bytes()[:4] == b"\x89PNG"
     curve = report["results"]["strict"]["arms"]["real"]["curve"]
     assert np.isfinite(curve["mean"]).all() and curve["n"] == [2.0, 4.0]

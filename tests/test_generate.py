@@ -81,6 +81,8 @@ def test_default_run_writes_imagefolder_manifest_grid_and_metadata(tmp_path):
 
     run_meta = json.loads((out / "runs" / "shard-0-of-1.json").read_text())
     assert run_meta["versions"]["torch"] == torch.__version__ and run_meta["cpu"]  # what the numbers were made with
+    assert run_meta["torch_cpu_kernels"] == torch.backends.cpu.get_cpu_capability()
+    assert "torch_cpu_kernels" not in run_meta["versions"]
     # Written images read back as an ImageFolder with the right labels
     from synth.data import read_image_folder
 

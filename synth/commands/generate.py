@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from generators.base import Generator
 from synth.chunk_pool import ChunkJob, write_chunks
 from synth.config import build, load_splits, to_container
-from synth.environment import environment
+from synth.environment import MACHINE, environment
 from synth.errors import CheckpointError, ConfigError
 from synth.scoring.accept import AcceptSettings, ChunkScorer, candidate_plan, record, run_rounds
 from synth.webdataset_io import WDS_DIR, write_webdataset
@@ -142,7 +142,7 @@ def _record_run(
     if written == 0 and writer.has_run_metadata(name):
         return
     env = environment()
-    versions = {k: v for k, v in env.items() if k != "cpu"}
+    versions = {k: v for k, v in env.items() if k not in MACHINE}
     writer.write_run_metadata(
         name,
         {
@@ -153,6 +153,7 @@ def _record_run(
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": round(seconds, 3),
             "written": written, "images_per_second": round(written / seconds, 1) if seconds else None,
             "config_hash": digest, "versions": versions, "host": platform.node(), "cpu": env["cpu"],
+            "torch_cpu_kernels": env["torch_cpu_kernels"],
             "generator_seen_ids": len(gen.seen_ids) if gen is not None else None,
         },
     )
