@@ -70,6 +70,8 @@ def describe(env: dict[str, str] | None) -> str:
     not recorded. Records from before stop 51 name no kernels and read without the brackets."""
     if not env:
         return "not recorded (computed before environments were recorded)"
-    packages = ", ".join(f"{k} {v}" for k, v in env.items() if k not in MACHINE)
+    order = {k: i for i, k in enumerate(("python", *PACKAGES))}  # a JSON round trip sorts the keys; undo that
+    keys = sorted((k for k in env if k not in MACHINE), key=lambda k: (order.get(k, len(order)), k))
+    packages = ", ".join(f"{k} {env[k]}" for k in keys)
     kernels = f" (torch kernels: {env['torch_cpu_kernels']})" if "torch_cpu_kernels" in env else ""
     return f"{packages} · {env.get('cpu', 'unknown CPU')}{kernels}"

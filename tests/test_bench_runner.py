@@ -304,3 +304,16 @@ def test_a_late_key_at_its_off_value_leaves_the_cell_hash_alone():
     assert hashed_params({**before, "semi_restarts": None}) == {"k_folds": 3}
     on = {"runs": 5, "max_labels": 2}
     assert hashed_params({**before, "semi_restarts": on}) == {"k_folds": 3, "semi_restarts": on}
+
+
+def test_report_lists_protocol_components_in_one_order_however_cells_were_read():
+    """A report re-rendered from disk must equal the one written when the cells were computed (stop 51: the
+    component order followed the cell's dict order, which a JSON round trip sorts)."""
+    from synth.bench.report import _checks
+
+    def cell(components):
+        rec = {name: {"labelled_seen": 1, "unlabelled_seen": 2} for name in components}
+        return {"protocol": "unlabelled_pool", "arm": "stack", "protocol_check": {"components": rec}}
+
+    fresh, read_back = _checks([cell(["teacher", "oracle"])]), _checks([cell(["oracle", "teacher"])])
+    assert fresh == read_back and list(fresh["unlabelled_pool/stack"]["components"]) == ["oracle", "teacher"]

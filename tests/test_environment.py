@@ -19,3 +19,5 @@ def test_describe_separates_packages_from_the_machine():
     older = {k: v for k, v in env.items() if k != "torch_cpu_kernels"}  # recorded before stop 51
     assert describe(older) == "python 3.11.7, torch 2.13.0+cpu · AMD EPYC"
     assert describe(None).startswith("not recorded")
+    read_back = dict(sorted({**env, "numpy": "2.4.6", "extra": "1"}.items()))  # as a cell's JSON stores it
+    assert describe(read_back) == "python 3.11.7, torch 2.13.0+cpu, numpy 2.4.6, extra 1 · AMD EPYC (torch kernels: AVX2)"

@@ -132,6 +132,8 @@ def _checks(cells: list[dict]) -> dict[str, Any]:
             cur = agg["components"].setdefault(comp, {"max_labelled_seen": 0, "max_unlabelled_seen": 0})
             cur["max_labelled_seen"] = max(cur["max_labelled_seen"], r["labelled_seen"])
             cur["max_unlabelled_seen"] = max(cur["max_unlabelled_seen"], r["unlabelled_seen"])
+    for agg in out.values():  # by name: a cell read back from JSON lists its components sorted, a fresh one does not
+        agg["components"] = dict(sorted(agg["components"].items()))
     return out
 
 
