@@ -1,0 +1,88 @@
+"""Design check on a dev split (never the test set): should the stack offer augmentation on half the draws only?
+
+The question: the stack (`synth/bench/stack_arm.py`) picks its augmentation among `presets` (`light`, `strong`,
+each applied to every draw) or none, by the gain rule on its random slice, before and after active learning. The
+recipe search moved away from that on dev splits (benchmarks/results/aug_rule_check_fashion_mnist.md): on
+Fashion-MNIST `strong` on every draw lost 2.71 points on average and was below real only on 6 of 6 draws, the gain
+rule picked it at n = 20 (-0.6), and the same policies applied to half the draws (`light@p0.5`, `strong@p0.5`) were
+at +1.05 / +1.53 points. The stack never took that change. On a Fashion-MNIST test cell at n = 20 (stop 51, read for
+motivation only) the stack's fallback chose `strong` with pseudo-labels and lost 2.8 points against real only.
+
+Per draw (n labels per class drawn at random from the dev split's rest, seed) the stack runs twice as the harness
+runs it (`bench.arms.<arm>` of the bench preset, its classifier recipe, a simulated oracle over the rest of the pool):
+
+- real: the labelled draw alone (the benchmark's baseline; for reference);
+- current: the stack as shipped (`presets: [light, strong]`);
+- half_share: the same stack with `presets: [light@p0.5, strong@p0.5]`: its own decisions from the first step
+  (the AL learner, hence the labels active learning picks, can differ), then its own final model.
+
+The decision rule was committed before the first draw (docs/label_efficiency_log.md, "The stack's augmentation
+presets on half the draws"). Run with nothing else on the machine: the stack's step-2 search has a wall-clock budget.
+
+    python benchmarks/stack_presets_check.py --data fashion_mnist --ns 20 --seeds 0 1 --out a.jsonl
+    python benchmarks/stack_presets_check.py --data fashion_mnist --ns 20 --seeds 2 3 --out b.jsonl
+    python benchmarks/stack_presets_check.py --data fashion_mnist --from-jsonl a.jsonl b.jsonl
+"""
+
+from __future__ import annotations
+
+import time
+
+from dev_split import bench_arm as bench_params
+from dev_split import check_main, draw_table, pooled_by_budget, stack_plan
+
+from synth.bench.stack_arm import final_model
+from synth.data import ImageSet, draw_budget
+from synth.training import accuracy, train_classifier
+
+#: the stacks the check can run (`--arm`); the first is the one its rule was registered for
+STACKS = ("full_stack_typiclust", "full_stack")
+ARMS = ("real", "current", "half_share")
+#: the presets each stack variant offers (`current` is the shipped default, pinned so the check stays reproducible)
+PRESETS = {"current": ["light", "strong"], "half_share": ["light@p0.5", "strong@p0.5"]}
+
+
+def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int, arms: tuple[str, ...] = ARMS,
+             bench_arm: str = STACKS[0]) -> dict:
+    t0, row = time.perf_counter(), {"data": data, "arm": bench_arm, "n": n, "seed": seed}
+    for variant in (a for a in ARMS[1:] if a in arms):
+        _, plan, train = stack_plan(data, rest, n, seed, bench_arm, presets=PRESETS[variant])
+        model, meta, _ = final_model(plan.chosen, plan.rest, plan.policy, plan.gate, plan.params, train, seed)
+        row[variant] = accuracy(model, dev)
+        row[f"{variant}_decisions"] = {
+            "before_al": plan.meta.get("augment_before_al", plan.policy.name), "augment": plan.policy.name,
+            "semi_on": bool(plan.gate.get("semi_on")), "pl_on": bool(plan.gate.get("pl_on")),
+            "pl_route": plan.gate.get("pl_route"), "pseudo": meta.get("pseudo_labelled")}
+    if "real" in arms:  # the same labelled draw stack_plan makes
+        labelled, _ = draw_budget(rest, n_per_class=n, seed=seed)
+        row["real"] = accuracy(train_classifier(labelled, bench_params(data, bench_arm)[1], seed=seed), dev)
+    row["sec"] = round(time.perf_counter() - t0, 1)
+    return row
+
+
+def markdown(rows: list[dict], command: str) -> str:
+    """The per-draw table, the pooled difference the registered rule reads, then each draw's decisions."""
+    diffs = [("half_share - current", "half_share", "current"), ("current - real", "current", "real")]
+    lines = [f"| {r['n']} | {r['seed']} | {_decided(r.get('current_decisions'))} | "
+             f"{_decided(r.get('half_share_decisions'))} |" for r in rows]
+    arm = rows[0].get("arm", STACKS[0])
+    return (draw_table(rows, command, f"`{arm}` with augmentation presets on half the draws", ARMS, diffs)
+            + pooled_by_budget(rows, diffs, "the registered rule reads these")
+            + "\nPer draw, each variant's decisions: the AL learner's augmentation → the final augmentation, "
+            "consistency training adopted, pseudo-labels (route, how many):\n\n"
+            "| n | seed | current | half_share |\n|---|---|---|---|\n" + "\n".join(lines) + "\n")
+
+
+def _decided(d: dict | None) -> str:
+    if not d:
+        return ""
+    pl = f"PL {d['pl_route'] or 'on'} ({d['pseudo']})" if d["pl_on"] else "no PL"
+    return f"{d['before_al']} → {d['augment']}; {'semi' if d['semi_on'] else 'no semi'}; {pl}"
+
+
+def main() -> None:
+    check_main("stack_presets_check", __doc__, run_draw, markdown, ns=[20], arms=ARMS, bench_arms=STACKS)
+
+
+if __name__ == "__main__":
+    main()
