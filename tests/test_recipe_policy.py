@@ -80,6 +80,17 @@ def test_search_space_tries_every_draw_presets_first_then_the_shares():
                                               0, 32)] == ["light"]
 
 
+def test_a_preset_that_names_its_share_is_tried_at_that_share_only():
+    """`strong@p0.5` listed as a preset must not bring `strong` on every draw back in (stop 51: the stack's
+    half-share presets were re-shared to p = 1 by the search)."""
+    def names(*presets):
+        return [r.policy.name for r in policy_recipes(SearchSpace(presets=presets, n_random_policies=0), 0, 32)]
+
+    assert names("light@p0.5", "strong@p0.5") == ["light@p0.5", "strong@p0.5"]
+    assert names("strong", "strong@p0.5") == ["strong", "strong@p0.5"]  # not twice
+    assert names("strong@p0.5+ls0.1", "light") == ["strong@p0.5+ls0.1", "light", "light@p0.5"]
+
+
 def test_bench_arm_passes_aug_probs_and_z():
     auto = OmegaConf.to_container(OmegaConf.load(CONF / "bench" / "base.yaml").arms.auto)
     s = search_settings({**auto, "aug_probs": [0.25, 0.5], "z": 2.0}, TrainConfig())

@@ -22,13 +22,24 @@ def policy_recipes(space: SearchSpace, seed: int, working_size: int) -> list[Rec
     """Presets, the presets at each `aug_probs` share of draws, then random and extra policies.
 
     Every-draw presets come first, so a `max_trials` that cut the list before `aug_probs`
-    existed still tries the same policies.
+    existed still tries the same policies. A preset that names its own share (`strong@p0.5`) is tried
+    at that share only: re-sharing it would also try `strong` on every draw, the policy it was named to avoid.
     """
     probs = [float(q) for q in space.aug_probs if float(q) < 1.0]
-    pols = [preset(p).with_prob(q) for q in (1.0, *probs) for p in space.presets]
+    pols = [preset(p) if _names_share(p) else preset(p).with_prob(q)
+            for i, q in enumerate((1.0, *probs)) for p in space.presets if i == 0 or not _names_share(p)]
+    unique: dict[str, AugPolicy] = {}
+    for pol in pols:  # one per name, where it first appears
+        unique.setdefault(pol.name, pol)
+    pols = list(unique.values())
     pols += sample_policies(space.n_random_policies, rng_for(seed, _POLICY_STREAM), working_size=working_size)
     pols += list(space.extra_policies)
     return [Recipe(policy=p) for p in pols if not p.is_none]
+
+
+def _names_share(name: str) -> bool:
+    """Whether a preset name fixes its share of draws (`strong@p0.5`, `strong@p0.5+ls0.1`)."""
+    return "@p" in split_loss_suffixes(name)[0]
 
 
 def default_names(default_policy: str | Sequence[str] | None) -> tuple[str, ...]:
