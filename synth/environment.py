@@ -25,8 +25,9 @@ MACHINE = ("cpu", "torch_cpu_kernels")
 
 
 def environment() -> dict[str, str]:
-    """{"python": ..., <distribution>: <version> for the installed PACKAGES, "cpu": model name}: a fresh copy of
-    what is read once per process, so a caller that edits it cannot change what later records say."""
+    """{"python": ..., <distribution>: <version> for the installed PACKAGES, "cpu": model name,
+    "torch_cpu_kernels": instruction set}: a fresh copy of what is read once per process, so a caller that edits it
+    cannot change what later records say."""
     return dict(_read_environment())
 
 

@@ -26,12 +26,8 @@ def policy_recipes(space: SearchSpace, seed: int, working_size: int) -> list[Rec
     at that share only: re-sharing it would also try `strong` on every draw, the policy it was named to avoid.
     """
     probs = [float(q) for q in space.aug_probs if float(q) < 1.0]
-    pols = [preset(p) if _names_share(p) else preset(p).with_prob(q)
-            for i, q in enumerate((1.0, *probs)) for p in space.presets if i == 0 or not _names_share(p)]
-    unique: dict[str, AugPolicy] = {}
-    for pol in pols:  # one per name, where it first appears
-        unique.setdefault(pol.name, pol)
-    pols = list(unique.values())
+    pols = [preset(p) if _names_share(p) else preset(p).with_prob(q) for q in (1.0, *probs) for p in space.presets]
+    pols = list({pol.name: pol for pol in pols}.values())  # one per name, in first-seen order
     pols += sample_policies(space.n_random_policies, rng_for(seed, _POLICY_STREAM), working_size=working_size)
     pols += list(space.extra_policies)
     return [Recipe(policy=p) for p in pols if not p.is_none]
