@@ -227,9 +227,12 @@ def mean_se(points: Sequence[float]) -> str:
 
 def pooled_by_budget(rows: list[dict], diffs: Sequence[tuple[str, str, str]], reads: str) -> str:
     """Markdown: per budget and `(label, a, b)`, the mean ± SE over that budget's draws of a - b in points, under a
-    line saying which of them the check's registered rule `reads`."""
+    line saying which of them the check's registered rule `reads`. A difference reads the draws that hold both arms
+    (an arm added to a check later runs on its own draws), and is left out where none does."""
     bullets = [f"- n = {n}, {label}: {mean_se([100 * (r[a] - r[b]) for r in rs])} points over {len(rs)} draws"
-               for n in sorted({r["n"] for r in rows}) for rs in [[r for r in rows if r["n"] == n]] for label, a, b in diffs]
+               f" (seeds {', '.join(str(r['seed']) for r in rs)})"
+               for n in sorted({r["n"] for r in rows}) for label, a, b in diffs
+               for rs in [[r for r in rows if r["n"] == n and a in r and b in r]] if rs]
     return f"\nMean ± SE over the draws of each budget ({reads}):\n\n" + "\n".join(bullets) + "\n"
 
 

@@ -14,7 +14,14 @@ runs it (`bench.arms.<arm>` of the bench preset, its classifier recipe, a simula
 - real: the labelled draw alone (the benchmark's baseline; for reference);
 - current: the stack as shipped (`presets: [light, strong]`);
 - half_share: the same stack with `presets: [light@p0.5, strong@p0.5]`: its own decisions from the first step
-  (the AL learner, hence the labels active learning picks, can differ), then its own final model.
+  (the AL learner, hence the labels active learning picks, can differ), then its own final model;
+- after_al_half (stop 52): the shipped AL learner (`presets: [light, strong]`, so the same labels as `current`) and
+  `after_al_presets: [light@p0.5, strong@p0.5]`, the half shares offered to the after-AL decision only.
+
+Stop 52 ran `current` / `half_share` on Fashion-MNIST seeds 0-3: the rule failed (+0.11 ± 1.00 points). Where
+both variants made the same later choices the half shares read 0 to +2.0 points higher, but on one draw the AL
+learner's other labels flipped the consistency-training gate (-2.7). `after_al_half` asks the question without that
+knock-on, on new draws (its own registered rule); `--arms real current after_al_half` runs it without `half_share`.
 
 The decision rule was committed before the first draw (docs/label_efficiency_log.md, "The stack's augmentation
 presets on half the draws"). Run with nothing else on the machine: the stack's step-2 search has a wall-clock budget.
@@ -22,6 +29,7 @@ presets on half the draws"). Run with nothing else on the machine: the stack's s
     python benchmarks/stack_presets_check.py --data fashion_mnist --ns 20 --seeds 0 1 --out a.jsonl
     python benchmarks/stack_presets_check.py --data fashion_mnist --ns 20 --seeds 2 3 --out b.jsonl
     python benchmarks/stack_presets_check.py --data fashion_mnist --from-jsonl a.jsonl b.jsonl
+    python benchmarks/stack_presets_check.py --data fashion_mnist --ns 20 --seeds 4 5 --arms real current after_al_half --out c.jsonl
 """
 
 from __future__ import annotations
@@ -37,16 +45,18 @@ from synth.training import accuracy, train_classifier
 
 #: the stacks the check can run (`--arm`); the first is the one its rule was registered for
 STACKS = ("full_stack_typiclust", "full_stack")
-ARMS = ("real", "current", "half_share")
-#: the presets each stack variant offers (`current` is the shipped default, pinned so the check stays reproducible)
-PRESETS = {"current": ["light", "strong"], "half_share": ["light@p0.5", "strong@p0.5"]}
+ARMS = ("real", "current", "half_share", "after_al_half")
+#: the presets each stack variant offers (`current` is the shipped default, pinned so the check stays reproducible);
+#: `after_al_half` (stop 52) keeps the shipped AL learner and offers the half shares after AL only
+VARIANTS = {"current": {"presets": ["light", "strong"]}, "half_share": {"presets": ["light@p0.5", "strong@p0.5"]},
+            "after_al_half": {"presets": ["light", "strong"], "after_al_presets": ["light@p0.5", "strong@p0.5"]}}
 
 
 def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int, arms: tuple[str, ...] = ARMS,
              bench_arm: str = STACKS[0]) -> dict:
     t0, row = time.perf_counter(), {"data": data, "arm": bench_arm, "n": n, "seed": seed}
     for variant in (a for a in ARMS[1:] if a in arms):
-        _, plan, train = stack_plan(data, rest, n, seed, bench_arm, presets=PRESETS[variant])
+        _, plan, train = stack_plan(data, rest, n, seed, bench_arm, **VARIANTS[variant])
         model, meta, _ = final_model(plan.chosen, plan.rest, plan.policy, plan.gate, plan.params, train, seed)
         row[variant] = accuracy(model, dev)
         row[f"{variant}_decisions"] = {
@@ -62,15 +72,17 @@ def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int, arms: 
 
 def markdown(rows: list[dict], command: str) -> str:
     """The per-draw table, the pooled difference the registered rule reads, then each draw's decisions."""
-    diffs = [("half_share - current", "half_share", "current"), ("current - real", "current", "real")]
-    lines = [f"| {r['n']} | {r['seed']} | {_decided(r.get('current_decisions'))} | "
-             f"{_decided(r.get('half_share_decisions'))} |" for r in rows]
+    diffs = [("half_share - current", "half_share", "current"), ("after_al_half - current", "after_al_half", "current"),
+             ("current - real", "current", "real")]
+    lines = [f"| {r['n']} | {r['seed']} | " + " | ".join(_decided(r.get(f"{v}_decisions")) for v in VARIANTS) + " |"
+             for r in rows]
     arm = rows[0].get("arm", STACKS[0])
     return (draw_table(rows, command, f"`{arm}` with augmentation presets on half the draws", ARMS, diffs)
             + pooled_by_budget(rows, diffs, "the registered rule reads these")
             + "\nPer draw, each variant's decisions: the AL learner's augmentation → the final augmentation, "
             "consistency training adopted, pseudo-labels (route, how many):\n\n"
-            "| n | seed | current | half_share |\n|---|---|---|---|\n" + "\n".join(lines) + "\n")
+            "| n | seed | " + " | ".join(VARIANTS) + " |\n|---|---|" + "---|" * len(VARIANTS) + "\n"
+            + "\n".join(lines) + "\n")
 
 
 def _decided(d: dict | None) -> str:

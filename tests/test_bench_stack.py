@@ -196,3 +196,17 @@ def test_the_precision_route_can_only_be_dropped_for_the_benefit_route():
         with pytest.raises(ConfigError, match="pl_precision_route"):
             stack_params({"pl_precision_route": False, **bad})
     assert stack_params({"pl_precision_route": False, "pl_benefit": False, "pseudo_labels": False})
+
+
+def test_after_al_presets_change_the_final_candidates_not_the_al_learner(tmp_path, digits_source):
+    """`after_al_presets` swaps the policies the after-AL CV trains (so the AL learner, hence the labels active
+    learning buys, stay those of `presets`); a bad name fails before any training."""
+    shipped = run(tmp_path / "a", digits_source, [4], min_precision=1.0)[("stack", 4)]["meta"]
+    half = run(tmp_path / "b", digits_source, [4], min_precision=1.0,
+               after_al_presets=["light@p0.5"])[("stack", 4)]["meta"]
+    assert half["augment_before_al"] == shipped["augment_before_al"]
+    assert half["labels_used"] == shipped["labels_used"]
+    assert set(shipped["after_al_brier"]) == {"none", "light"}
+    assert set(half["after_al_brier"]) == {"none", "light@p0.5", half["augment_before_al"]}  # the AL learner's stays
+    with pytest.raises(ConfigError, match="nope"):
+        stack_params({**BASE, "after_al_presets": ["nope"]})

@@ -99,3 +99,16 @@ def test_draw_table_reads_an_arm_some_rows_lack_as_a_dash():
     md = dev_split.draw_table(rows, "cmd", "t", ("real", "semi", "new"), [("new - semi", "new", "semi")])
     assert "| 2 | 1 (seeds 0) | 80.0 | 90.0 | – | – |" in md
     assert "| 3 | 2 (seeds 0, 1) | 85.5 | 94.5 | 94.5 | +1.0, -1.0 |" in md
+
+
+def test_pooled_difference_reads_only_the_draws_that_hold_both_arms():
+    """A variant added to a check later runs on new draws: its difference pools those draws, names their seeds,
+    and a difference no draw of a budget holds is left out instead of raising a KeyError."""
+    rows = [{"n": 20, "seed": 0, "cur": 0.80, "old": 0.82},
+            {"n": 20, "seed": 4, "cur": 0.80, "new": 0.81},
+            {"n": 20, "seed": 5, "cur": 0.78, "new": 0.81}]
+    md = dev_split.pooled_by_budget(rows, [("new - cur", "new", "cur"), ("old - cur", "old", "cur"),
+                                           ("gone - cur", "gone", "cur")], "r")
+    assert "- n = 20, new - cur: +2.00 ± 1.00 points over 2 draws (seeds 4, 5)" in md
+    assert "- n = 20, old - cur: +2.00" in md and "over 1 draws (seeds 0)" in md
+    assert "gone" not in md

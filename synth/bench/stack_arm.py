@@ -20,7 +20,8 @@ augmentation hurts. This arm decides every risky lever on labels that are NOT ac
    of training made the teachers far weaker than the final one). From the same fold models:
    a. `augment_after_al`: the final augmentation, "none" kept unless a policy beats it beyond the
       fold noise (on digits n=5 the slice-only choice picked none on seeds whose final model then
-      trailed `active_aug`);
+      trailed `active_aug`); the candidates are none, the AL learner's policy and `after_al_presets`
+      (`presets` when null);
    b. the pseudo-label gate: the chosen policy's held-out predictions read at each of
       `pl_thresholds`; open at the lowest threshold whose Wilson lower bound (z=`pl_z`) of
       precision is >= `min_precision` (calibration: digits 96-100 % correct and ~4x;
@@ -89,7 +90,7 @@ from synth.training import TrainConfig, train_classifier
 
 DEFAULTS: dict[str, Any] = {
     "initial_fraction": 0.5, "strategy": "margin", "batch_size": 10, "round_steps": None,
-    "presets": ["light", "strong"], "k": 3, "max_trials": 4, "max_seconds": 600, "min_gain": 0.005,
+    "presets": ["light", "strong"], "after_al_presets": None, "k": 3, "max_trials": 4, "max_seconds": 600, "min_gain": 0.005,
     "search_steps": None, "fallback_augment": None,
     "pseudo_labels": True, "threshold": 0.9, "min_precision": 0.9, "pl_k_folds": 3, "pl_z": 1.0,
     "final_min_precision": 0.0, "pl_share": None, "max_pool": None, "teacher": None, "pl_gate": "after_al",
@@ -116,6 +117,8 @@ def stack_params(params: Mapping[str, Any]) -> dict[str, Any]:
     if int(p["semi_max_slice"]) < 0 or (int(p["semi_max_slice"]) and not p["semi"]):
         raise ConfigError(f"bench.arms.stack.semi_max_slice must be >= 0 and needs semi settings, "
                           f"got {p['semi_max_slice']} with semi {p['semi']!r}")
+    for name in after_al_presets(p):
+        preset(name)  # an unknown preset or share fails before any training
     ratio = p["pl_max_class_ratio"]
     if ratio is not None and not float(ratio) >= 1:
         raise ConfigError(f"bench.arms.stack.pl_max_class_ratio must be >= 1 or null, got {ratio}")
@@ -123,6 +126,14 @@ def stack_params(params: Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigError("bench.arms.stack.pl_precision_route: false leaves the benefit test as the only way to open "
                           "pseudo-labels: it needs pl_benefit: true and pl_gate: after_al (or set pseudo_labels: false)")
     return p
+
+
+def after_al_presets(p: Mapping[str, Any]) -> list[str]:
+    """The presets the after-AL decision offers (besides none and the AL learner's own): `after_al_presets`, or
+    `presets` when that is null. Apart so the final model's choice can change without changing the AL learner's,
+    hence without changing which labels active learning buys (the stop-52 dev check saw that knock-on flip the
+    consistency-training gate on one draw)."""
+    return list(p["presets"] if p["after_al_presets"] is None else p["after_al_presets"])
 
 
 # ------------------------------------------------------------------ lever decisions (slice only)
@@ -233,7 +244,7 @@ def decide_after_al(slice_: ImageSet, picks: ImageSet, rest: ImageSet, pre: AugP
         return pre, {"pl_on": False, "pl_choice": "configured off"}, {}
     labels_read = {"decision after AL (slice + AL labels)": [str(i) for i in (*slice_.ids, *picks.ids)]}
     teacher = TrainConfig(**teacher_params(p, train))
-    candidates = [preset("none"), *(preset(x) for x in p["presets"]), pre] if p["augment_after_al"] else [pre]
+    candidates = [preset("none"), *map(preset, after_al_presets(p)), pre] if p["augment_after_al"] else [pre]
     policies = list({pol.name: pol for pol in candidates}.values())  # one per name, in first-seen order
     runs = [fold_run(slice_, picks, pol, teacher, k, seed) for pol in policies]
     if p["augment_after_al"]:
