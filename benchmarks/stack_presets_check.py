@@ -23,8 +23,8 @@ both variants made the same later choices the half shares read 0 to +2.0 points 
 learner's other labels flipped the consistency-training gate (-2.7). `after_al_half` asks the question without that
 knock-on, on new draws (its own registered rule); `--arms real current after_al_half` runs it without `half_share`.
 
-The decision rule was committed before the first draw (docs/label_efficiency_log.md, "The stack's augmentation
-presets on half the draws"). Run with nothing else on the machine: the stack's step-2 search has a wall-clock budget.
+Each decision rule was committed before its first draw (docs/label_efficiency_log.md, "The stack's augmentation
+presets on half the draws" and "The half shares after active learning only"). Run with nothing else on the machine: the stack's step-2 search has a wall-clock budget.
 
     python benchmarks/stack_presets_check.py --data fashion_mnist --ns 20 --seeds 0 1 --out a.jsonl
     python benchmarks/stack_presets_check.py --data fashion_mnist --ns 20 --seeds 2 3 --out b.jsonl
