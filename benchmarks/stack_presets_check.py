@@ -45,17 +45,17 @@ from synth.training import accuracy, train_classifier
 
 #: the stacks the check can run (`--arm`); the first is the one its rule was registered for
 STACKS = ("full_stack_typiclust", "full_stack")
-ARMS = ("real", "current", "half_share", "after_al_half")
 #: the presets each stack variant offers (`current` is the shipped default, pinned so the check stays reproducible);
 #: `after_al_half` (stop 52) keeps the shipped AL learner and offers the half shares after AL only
 VARIANTS = {"current": {"presets": ["light", "strong"]}, "half_share": {"presets": ["light@p0.5", "strong@p0.5"]},
             "after_al_half": {"presets": ["light", "strong"], "after_al_presets": ["light@p0.5", "strong@p0.5"]}}
+ARMS = ("real", *VARIANTS)
 
 
 def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int, arms: tuple[str, ...] = ARMS,
              bench_arm: str = STACKS[0]) -> dict:
     t0, row = time.perf_counter(), {"data": data, "arm": bench_arm, "n": n, "seed": seed}
-    for variant in (a for a in ARMS[1:] if a in arms):
+    for variant in (v for v in VARIANTS if v in arms):
         _, plan, train = stack_plan(data, rest, n, seed, bench_arm, **VARIANTS[variant])
         model, meta, _ = final_model(plan.chosen, plan.rest, plan.policy, plan.gate, plan.params, train, seed)
         row[variant] = accuracy(model, dev)
