@@ -36,12 +36,13 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 from dev_split import bench_arm as bench_params
 from dev_split import check_main, draw_table, pooled_by_budget, stack_plan
 
 from synth.bench.stack_arm import final_model
 from synth.data import ImageSet, draw_budget
-from synth.training import accuracy, train_classifier
+from synth.training import accuracy, predict_proba, top1, train_classifier
 
 #: the stacks the check can run (`--arm`); the first is the one its rule was registered for
 STACKS = ("full_stack_typiclust", "full_stack")
@@ -55,10 +56,14 @@ ARMS = ("real", *VARIANTS)
 def run_draw(data: str, dev: ImageSet, rest: ImageSet, n: int, seed: int, arms: tuple[str, ...] = ARMS,
              bench_arm: str = STACKS[0]) -> dict:
     t0, row = time.perf_counter(), {"data": data, "arm": bench_arm, "n": n, "seed": seed}
+    predicted: dict[str, np.ndarray] = {}
     for variant in (v for v in VARIANTS if v in arms):
         _, plan, train = stack_plan(data, rest, n, seed, bench_arm, **VARIANTS[variant])
         model, meta, _ = final_model(plan.chosen, plan.rest, plan.policy, plan.gate, plan.params, train, seed)
-        row[variant] = accuracy(model, dev)
+        probs = predict_proba(model, dev.images)
+        row[variant], predicted[variant] = top1(probs, dev.labels), probs.argmax(1)
+        if variant != "current" and "current" in predicted:  # a tie in accuracy need not be a tie in predictions
+            row[f"{variant}_agrees_current"] = float(np.mean(predicted[variant] == predicted["current"]))
         row[f"{variant}_decisions"] = {
             "before_al": plan.meta.get("augment_before_al", plan.policy.name), "augment": plan.policy.name,
             "semi_on": bool(plan.gate.get("semi_on")), "pl_on": bool(plan.gate.get("pl_on")),
@@ -74,15 +79,23 @@ def markdown(rows: list[dict], command: str) -> str:
     """The per-draw table, the pooled difference the registered rule reads, then each draw's decisions."""
     diffs = [("half_share - current", "half_share", "current"), ("after_al_half - current", "after_al_half", "current"),
              ("current - real", "current", "real")]
-    lines = [f"| {r['n']} | {r['seed']} | " + " | ".join(_decided(r.get(f"{v}_decisions")) for v in VARIANTS) + " |"
-             for r in rows]
+    agree = [v for v in VARIANTS if any(f"{v}_agrees_current" in r for r in rows)]
+    lines = [f"| {r['n']} | {r['seed']} | " + " | ".join(_decided(r.get(f"{v}_decisions")) for v in VARIANTS)
+             + "".join(f" | {_share(r.get(f'{v}_agrees_current'))}" for v in agree) + " |" for r in rows]
     arm = rows[0].get("arm", STACKS[0])
     return (draw_table(rows, command, f"`{arm}` with augmentation presets on half the draws", ARMS, diffs)
             + pooled_by_budget(rows, diffs, "the registered rule reads these")
             + "\nPer draw, each variant's decisions: the AL learner's augmentation → the final augmentation, "
             "consistency training adopted, pseudo-labels (route, how many):\n\n"
-            "| n | seed | " + " | ".join(VARIANTS) + " |\n|---|---|" + "---|" * len(VARIANTS) + "\n"
+            + ("Where recorded, the share of dev images on which a variant's final model predicts what current's "
+               "does (a tie in accuracy need not be one in predictions).\n\n" if agree else "")
+            + "| n | seed | " + " | ".join(VARIANTS) + "".join(f" | {v} agrees with current" for v in agree)
+            + " |\n|---|---|" + "---|" * (len(VARIANTS) + len(agree)) + "\n"
             + "\n".join(lines) + "\n")
+
+
+def _share(x: float | None) -> str:
+    return "" if x is None else f"{100 * x:.1f}%"
 
 
 def _decided(d: dict | None) -> str:
