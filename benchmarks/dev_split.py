@@ -219,6 +219,13 @@ def merge_rows(rows: Iterable[dict]) -> list[dict]:
     return [merged[k] for k in sorted(merged)]
 
 
+def _mean_cell(values: Sequence[float], draws: int) -> str:
+    """A mean accuracy cell of `draw_table`: over the draws that hold the arm, saying so when that is not all."""
+    if not values:
+        return "–"
+    return f"{100 * np.mean(values):.1f}" + (f" ({len(values)} of {draws})" if len(values) < draws else "")
+
+
 def mean_se(points: Sequence[float]) -> str:
     """`+m.mm ± s.ss` over draws (the SE is nan for one draw): how the checks' decision rules read a difference."""
     se = np.std(points, ddof=1) / np.sqrt(len(points)) if len(points) > 1 else float("nan")
@@ -239,8 +246,9 @@ def pooled_by_budget(rows: list[dict], diffs: Sequence[tuple[str, str, str]], re
 def draw_table(rows: list[dict], command: str, title: str, arms: Sequence[str],
                diffs: Sequence[tuple[str, str, str]]) -> str:
     """Markdown for a per-draw check: mean dev accuracy per arm and budget, then for each `(label, a, b)` the
-    per-draw difference a - b in points (the mean hides whether a lever helps on every draw). An arm a budget's
-    rows do not all hold (added to a check later, run at some budgets only) reads "–"."""
+    per-draw difference a - b in points (the mean hides whether a lever helps on every draw). An arm added to a
+    check later runs on some draws only: its mean reads those draws, with how many ("78.7 (4 of 8)"); a budget
+    none of whose draws holds it reads "–"."""
     by = defaultdict(list)
     for r in rows:
         by[r["n"]].append(r)
@@ -250,7 +258,7 @@ def draw_table(rows: list[dict], command: str, title: str, arms: Sequence[str],
              "|---" * (len(arms) + 2 + len(diffs)) + "|"]
     for n in sorted(by):
         rs = by[n]
-        cells = [f"{100 * np.mean([r[a] for r in rs]):.1f}" if all(a in r for r in rs) else "–" for a in arms]
+        cells = [_mean_cell([r[a] for r in rs if a in r], len(rs)) for a in arms]
         cells += [", ".join(f"{100 * (r[a] - r[b]):+.1f}" for r in rs if a in r and b in r) or "–" for _, a, b in diffs]
         lines.append(f"| {n} | {len(rs)} (seeds {', '.join(str(r['seed']) for r in rs)}) | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

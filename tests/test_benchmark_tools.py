@@ -91,14 +91,18 @@ def test_semi_select_reads_fewer_restarts_from_the_recorded_confidences():
     assert semi_select_check.fewer_runs(rows[2:], 3) == ""
 
 
-def test_draw_table_reads_an_arm_some_rows_lack_as_a_dash():
-    """An arm added to a check later is run at some budgets only: its cells there read "–", not a KeyError."""
+def test_draw_table_reads_an_arm_some_rows_lack_over_the_draws_that_hold_it():
+    """An arm added to a check later runs at some budgets or draws only: a budget without it reads "–" (not a
+    KeyError), one where some draws hold it reads their mean and says how many (not "–", which hid a measured mean)."""
     rows = [{"data": "digits", "n": 2, "seed": 0, "real": 0.80, "semi": 0.90},
             {"data": "digits", "n": 3, "seed": 0, "real": 0.85, "semi": 0.95, "new": 0.96},
-            {"data": "digits", "n": 3, "seed": 1, "real": 0.86, "semi": 0.94, "new": 0.93}]
-    md = dev_split.draw_table(rows, "cmd", "t", ("real", "semi", "new"), [("new - semi", "new", "semi")])
-    assert "| 2 | 1 (seeds 0) | 80.0 | 90.0 | – | – |" in md
-    assert "| 3 | 2 (seeds 0, 1) | 85.5 | 94.5 | 94.5 | +1.0, -1.0 |" in md
+            {"data": "digits", "n": 3, "seed": 1, "real": 0.86, "semi": 0.94, "new": 0.93},
+            {"data": "digits", "n": 4, "seed": 0, "real": 0.90, "old": 0.91},
+            {"data": "digits", "n": 4, "seed": 1, "real": 0.80, "new": 0.85}]
+    md = dev_split.draw_table(rows, "cmd", "t", ("real", "semi", "new", "old"), [("new - semi", "new", "semi")])
+    assert "| 2 | 1 (seeds 0) | 80.0 | 90.0 | – | – | – |" in md
+    assert "| 3 | 2 (seeds 0, 1) | 85.5 | 94.5 | 94.5 | – | +1.0, -1.0 |" in md
+    assert "| 4 | 2 (seeds 0, 1) | 85.0 | – | 85.0 (1 of 2) | 91.0 (1 of 2) | – |" in md
 
 
 def test_pooled_difference_reads_only_the_draws_that_hold_both_arms():
