@@ -22,6 +22,9 @@ Stop 52 ran `current` / `half_share` on Fashion-MNIST seeds 0-3: the rule failed
 both variants made the same later choices the half shares read 0 to +2.0 points higher, but on one draw the AL
 learner's other labels flipped the consistency-training gate (-2.7). `after_al_half` asks the question without that
 knock-on, on new draws (its own registered rule); `--arms real current after_al_half` runs it without `half_share`.
+Stop 53 ran its Fashion-MNIST draws (seeds 4-7): that rule failed too (-0.06 ± 0.06 points; the after-AL CV kept no
+augmentation on 3 of 4 draws). Since stop 53 each row also records, per variant, the share of dev images its final
+model predicts as `current`'s does, so a tie in accuracy can be told from a tie in predictions.
 
 Each decision rule was committed before its first draw (docs/label_efficiency_log.md, "The stack's augmentation
 presets on half the draws" and "The half shares after active learning only"). Run with nothing else on the machine: the stack's step-2 search has a wall-clock budget.
