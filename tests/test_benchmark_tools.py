@@ -116,3 +116,18 @@ def test_pooled_difference_reads_only_the_draws_that_hold_both_arms():
     assert "- n = 20, new - cur: +2.00 ± 1.00 points over 2 draws (seeds 4, 5)" in md
     assert "- n = 20, old - cur: +2.00" in md and "over 1 draws (seeds 0)" in md
     assert "gone" not in md
+
+
+def test_stack_presets_check_shows_prediction_agreement_only_where_recorded():
+    """Two variants with the same accuracy can still be different models (stop 52's ties): the decisions table
+    shows each row's recorded agreement with `current`, and leaves the column out for rows written before it."""
+    import stack_presets_check as check
+
+    decided = {"before_al": "none", "augment": "none", "semi_on": False, "pl_on": False, "pl_route": None, "pseudo": 0}
+    old = {"data": "digits", "n": 10, "seed": 0, "real": 0.9, "current": 0.95, "after_al_half": 0.95,
+           "current_decisions": decided, "after_al_half_decisions": decided}
+    assert "agrees with current" not in check.markdown([old], "cmd")
+    new = {**old, "seed": 1, "after_al_half_agrees_current": 0.9767}
+    md = check.markdown([old, new], "cmd")
+    assert "| after_al_half agrees with current |" in md
+    assert md.count("97.7%") == 1 and "| 10 | 0 |" in md
