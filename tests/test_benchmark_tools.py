@@ -131,3 +131,29 @@ def test_stack_presets_check_shows_prediction_agreement_only_where_recorded():
     md = check.markdown([old, new], "cmd")
     assert "| after_al_half agrees with current |" in md
     assert md.count("97.7%") == 1 and "| 10 | 0 |" in md
+
+
+def _check_results() -> list[tuple[str, Path]]:
+    """Every committed per-draw check result (results/<check>_[<arm>_]<data>.json with its .md) and its check: the
+    longest check name the file's stem starts with, so `semi_route_check_full_stack_digits` reads `semi_route_check`."""
+    bench = Path(__file__).resolve().parent.parent / "benchmarks"
+    checks = sorted((p.stem for p in bench.glob("*.py") if "check_main(" in p.read_text() and p.stem != "dev_split"),
+                    key=len, reverse=True)
+    found = []
+    for res in sorted((bench / "results").glob("*.json")):
+        name = next((c for c in checks if res.stem.startswith(c + "_")), None)
+        if name and res.with_suffix(".md").exists():
+            found.append((name, res))
+    return found
+
+
+@pytest.mark.parametrize(("check", "result"), _check_results(), ids=lambda x: getattr(x, "stem", x))
+def test_committed_check_results_are_what_their_rows_render(check, result):
+    """A committed table is what `--from-jsonl` writes from its committed rows: a hand edit, or a renderer change
+    that leaves old files stale, shows here (stop 53 found 10 files rendered by an older table layout)."""
+    import importlib
+    import json
+
+    saved = json.loads(result.read_text())
+    module = importlib.import_module(check)
+    assert module.markdown(saved["rows"], saved["command"]) == result.with_suffix(".md").read_text()
