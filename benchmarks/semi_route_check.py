@@ -24,7 +24,8 @@ pool); its decisions are shared (`decide_stack`), then:
   slice) where the gate has more than one image a class to validate on.
 
 The decision rule was committed before the first draw (docs/label_efficiency_log.md, "Consistency training at small
-slices"). `--arm full_stack` runs the same check on the margin stack, by its own rule registered later in the same
+slices"); `always` has its own, also committed before its first draw ("Consistency training whenever the stack's CV
+declines it"), read at n = 20 on Fashion-MNIST and n = 10 / 20 on digits (`--ns 20 --arms real current always`). `--arm full_stack` runs the same check on the margin stack, by its own rule registered later in the same
 log ("..., the margin stack"); its results go to results/semi_route_check_full_stack_<data>.*. Run with nothing else
 on the machine: the stack's step-2 search has a wall-clock budget.
 
