@@ -173,7 +173,8 @@ def check_main(name: str, doc: str, run_draw: Callable[..., dict],
     ap.add_argument("--ns", type=int, nargs="+", default=list(ns))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     ap.add_argument("--out", type=Path, help="append one JSON row per draw here")
-    ap.add_argument("--from-jsonl", type=Path, nargs="+", help="write the results files from saved rows")
+    ap.add_argument("--from-jsonl", type=Path, nargs="+",
+                    help="write the results files from saved rows (JSON lines, or a committed results .json)")
     if arms:
         ap.add_argument("--arms", nargs="+", choices=list(arms), default=list(arms), help="compute only these arms")
     if bench_arms:
@@ -181,8 +182,7 @@ def check_main(name: str, doc: str, run_draw: Callable[..., dict],
     args = ap.parse_args()
     other = bench_arms and args.arm != bench_arms[0]
     if args.from_jsonl:
-        rows = merge_rows({"data": args.data, **json.loads(line)} for p in args.from_jsonl
-                          for line in p.read_text().splitlines() if line.strip())
+        rows = merge_rows({"data": args.data, **r} for p in args.from_jsonl for r in saved_rows(p))
         stem = RESULTS / (f"{name}_{args.arm}_{args.data}" if other else f"{name}_{args.data}")
         command = (f"python benchmarks/{name}.py --data {args.data}{f' --arm {args.arm}' if other else ''} --ns {' '.join(str(n) for n in sorted({r['n'] for r in rows}))}"
                    f" --seeds {' '.join(str(s) for s in sorted({r['seed'] for r in rows}))}")
@@ -202,6 +202,14 @@ def check_main(name: str, doc: str, run_draw: Callable[..., dict],
             if args.out:
                 with args.out.open("a") as f:
                     f.write(json.dumps(row) + "\n")
+
+
+def saved_rows(path: Path) -> list[dict]:
+    """The rows in `path`: JSON lines as a run's `--out` appends them, or a committed results file
+    (`{"command": ..., "rows": [...]}`), so new draws merge with committed ones without a hand conversion."""
+    if path.suffix == ".json":
+        return list(json.loads(path.read_text())["rows"])
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def merge_rows(rows: Iterable[dict]) -> list[dict]:

@@ -157,3 +157,15 @@ def test_committed_check_results_are_what_their_rows_render(check, result):
     saved = json.loads(result.read_text())
     module = importlib.import_module(check)
     assert module.markdown(saved["rows"], saved["command"]) == result.with_suffix(".md").read_text()
+
+
+def test_saved_rows_reads_run_output_and_committed_results_alike(tmp_path):
+    """New draws merge with committed ones: `--from-jsonl` reads a run's JSON lines and a committed results file,
+    which stop 53 had to convert by hand."""
+    import json
+
+    rows = [{"n": 20, "seed": 0, "real": 0.8}, {"n": 20, "seed": 1, "real": 0.7}]
+    lines, committed = tmp_path / "a.jsonl", tmp_path / "check_digits.json"
+    lines.write_text("".join(json.dumps(r) + "\n" for r in rows) + "\n")
+    committed.write_text(json.dumps({"command": "cmd", "rows": rows}))
+    assert dev_split.saved_rows(lines) == dev_split.saved_rows(committed) == rows
