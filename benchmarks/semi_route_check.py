@@ -92,8 +92,9 @@ def markdown(rows: list[dict], command: str) -> str:
             + pooled_by_budget(rows, diffs, "the registered rule reads these")
             + "\nPer draw: random labels in the slice's smallest class, the augmentation chosen after AL, consistency "
             "training adopted by the CV and its fold evidence (Brier gain ± SE; accuracy gain ± SE, points), the "
-            "pseudo-label route, whether the option changes the final model:\n\n"
-            "| n | seed | slice | augment | semi (CV) | semi CV evidence | pseudo-labels | differs |\n"
+            "pseudo-label route, whether `semi_max_slice: 3` changes the final model (`always` changes it wherever the CV "
+            "declined):\n\n"
+            "| n | seed | slice | augment | semi (CV) | semi CV evidence | pseudo-labels | small_slice differs |\n"
             "|---|---|---|---|---|---|---|---|\n" + "\n".join(gates) + "\n")
 
 
