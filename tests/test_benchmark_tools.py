@@ -181,7 +181,7 @@ def _own_main_results() -> list[tuple[str, Path]]:
 
 
 def test_every_own_main_check_has_committed_results():
-    """The table below covers each older check: a renamed check or a moved results file would empty it silently."""
+    """`OWN_MAINS` covers each older check: a renamed check or a moved results file would empty it silently."""
     assert {check for check, _ in _own_main_results()} == set(OWN_MAINS)
 
 
