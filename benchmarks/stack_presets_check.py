@@ -55,7 +55,8 @@ VARIANTS = {"current": {"presets": ["light", "strong"]}, "half_share": {"presets
             "after_al_half": {"presets": ["light", "strong"], "after_al_presets": ["light@p0.5", "strong@p0.5"]}}
 ARMS = ("real", *VARIANTS)
 #: the stack as shipped when this check's rows were drawn (stops 52-53): `full_stack_typiclust` sets
-#: `semi_max_slice: 10` since stop 54, which would change `current` at n = 10-20, so the check pins the earlier 3
+#: `semi_max_slice: 10` since stop 54 and `full_stack` since stop 55, which would change `current` at n = 10-20, so
+#: the check pins the earlier 3 for both
 PINNED = {"semi_max_slice": 3}
 
 
