@@ -29,7 +29,7 @@ slices"); `always` has its own, also committed before its first draw ("Consisten
 declines it"), read at n = 20 on Fashion-MNIST and n = 10 / 20 on digits (`--ns 20 --arms real current always`); it passed in stop
 54 (+1.20 points on Fashion-MNIST, +1.33 / +0.92 on digits). `--arm full_stack` runs the same check on the margin stack, by its own rule registered later in the same
 log ("..., the margin stack"); its results go to results/semi_route_check_full_stack_<data>.*; its `always` rule passed
-in stop 55 (+1.64 points on Fashion-MNIST, 0.00 / 0.00 on digits). Run with nothing else
+in stop 55 (+1.64 points on Fashion-MNIST, 0.00 / 0.00 on digits; the Fashion-MNIST rerun committed there reads +0.36). Run with nothing else
 on the machine: the stack's step-2 search has a wall-clock budget.
 
     python benchmarks/semi_route_check.py --data fashion_mnist --ns 5 --seeds 0 1 --out a.jsonl
